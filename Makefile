@@ -1,0 +1,40 @@
+# Entry points: `make demo` runs the main job, `make test` the whole suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BACKENDS := tensorflow jax torch
+LOGDIR ?= runs/demo
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test lint bench clean
+
+$(VENV)/.installed: setup.cfg constraints.txt pyproject.toml
+	@echo ">> creating/updating $(VENV) (keras + tensorflow, jax, torch CPU builds)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -c constraints.txt -e ".[all,examples,test]"
+	@touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	@echo ">> running the demo on scikit-learn's digits (logs in $(LOGDIR))"
+	@KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(PY) -m examples.demo --logdir=$(LOGDIR)
+
+lint: venv
+	@echo ">> ruff"
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+
+test: lint
+	@for b in $(BACKENDS); do \
+	  echo ">> pytest with KERAS_BACKEND=$$b"; \
+	  KERAS_BACKEND=$$b $(PY) -m pytest -n 2 $(PYTEST_ARGS) || exit 1; \
+	done
+
+bench: venv
+	@echo ">> benchmarks (each backend in its own process)"
+	@$(PY) -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,24 @@
+"""keras_heuristics: see why deep-learning training heuristics work.
+
+Learning-rate restarts, warmup and knowledge distillation as Keras 3 tools
+that run on TensorFlow, JAX and PyTorch, with the measurements of Gotmare et
+al. (ICLR 2019) and its follow-ups.
+"""
+
+__version__ = "0.1.0"
+
+
+class KerasHeuristicsWarning(UserWarning):
+    """Base class of the warnings this library emits."""
+
+
+from keras_heuristics import callbacks  # noqa: E402
+from keras_heuristics import schedules  # noqa: E402
+from keras_heuristics import tensorboard  # noqa: E402
+
+__all__ = [
+    "KerasHeuristicsWarning",
+    "callbacks",
+    "schedules",
+    "tensorboard",
+]

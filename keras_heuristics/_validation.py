@@ -1,0 +1,90 @@
+"""Argument checks shared by the public entry points.
+
+Every check raises with a message in Keras' style: it names the argument,
+says what was expected and repeats what was received.
+"""
+
+import math
+import numbers
+
+
+def _received(name, value):
+    return f"Received: {name}={value!r}"
+
+
+def check_number(name, value, *, allow_bool=False):
+    """Returns `value` as a Python float; raises `TypeError` otherwise."""
+    if isinstance(value, bool) and not allow_bool:
+        raise TypeError(
+            f"Argument `{name}` must be a number, not a bool. "
+            + _received(name, value)
+        )
+    if not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"Argument `{name}` must be a real number. "
+            + _received(name, value)
+        )
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(
+            f"Argument `{name}` must be finite. " + _received(name, value)
+        )
+    return value
+
+
+def check_positive(name, value):
+    value = check_number(name, value)
+    if value <= 0:
+        raise ValueError(f"Argument `{name}` must be > 0. " + _received(name, value))
+    return value
+
+
+def check_non_negative(name, value):
+    value = check_number(name, value)
+    if value < 0:
+        raise ValueError(
+            f"Argument `{name}` must be >= 0. " + _received(name, value)
+        )
+    return value
+
+
+def check_in_range(name, value, low, high):
+    """Checks low <= value <= high."""
+    value = check_number(name, value)
+    if not low <= value <= high:
+        raise ValueError(
+            f"Argument `{name}` must be in [{low}, {high}]. "
+            + _received(name, value)
+        )
+    return value
+
+
+def check_int(name, value, *, minimum=None):
+    """Returns `value` as a Python int; accepts integral floats (10.0)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"Argument `{name}` must be an integer. " + _received(name, value)
+        )
+    if isinstance(value, numbers.Integral):
+        value = int(value)
+    elif float(value).is_integer():
+        value = int(value)
+    else:
+        raise TypeError(
+            f"Argument `{name}` must be an integer. " + _received(name, value)
+        )
+    if minimum is not None and value < minimum:
+        raise ValueError(
+            f"Argument `{name}` must be >= {minimum}. " + _received(name, value)
+        )
+    return value
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise ValueError(
+            f"Argument `{name}` must be one of {options}. "
+            + _received(name, value)
+        )
+    return value

@@ -1,0 +1,197 @@
+"""Weights saved just before each warm restart (the SGDR iterates)."""
+
+import os
+import warnings
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_heuristics import KerasHeuristicsWarning
+from keras_heuristics import _validation
+from keras_heuristics.callbacks.learning_rate_logger import _optimizer_of
+
+
+def _check_filepath(filepath):
+    if not isinstance(filepath, (str, os.PathLike)):
+        raise TypeError(
+            "Argument `filepath` must be a path such as "
+            f"'snapshots/cycle_{{index}}.weights.h5'. Received: {filepath!r}"
+        )
+    filepath = os.fspath(filepath)
+    if not filepath.endswith(".weights.h5"):
+        raise ValueError(
+            "Argument `filepath` must end in '.weights.h5' (Keras' weights "
+            f"format). Received: filepath={filepath!r}"
+        )
+    try:
+        filepath.format(index=0, step=0, epoch=0)
+    except (KeyError, IndexError, ValueError) as error:
+        raise ValueError(
+            "Argument `filepath` may only use the fields {index}, {step} and "
+            f"{{epoch}}. Received: filepath={filepath!r} ({error})"
+        ) from None
+    if "{index}" not in filepath and "{step}" not in filepath:
+        raise ValueError(
+            "Argument `filepath` must contain '{index}' or '{step}' so that "
+            f"snapshots do not overwrite each other. Received: {filepath!r}"
+        )
+    return filepath
+
+
+@keras.saving.register_keras_serializable(package="keras_heuristics")
+class RestartSnapshots(keras.callbacks.Callback):
+    """Saves the weights at the end of each cycle of a restarting schedule.
+
+    After the last update of every cycle, just before the rate jumps back
+    up, the model's weights are saved to `filepath` (formatted with `index`,
+    the cycle number from 0, `step`, the number of updates done, and
+    `epoch`). These are the SGDR iterates that snapshot ensembles average
+    (Huang et al., 2017) and that Gotmare et al. connect with low-loss
+    curves. The restart steps come from the schedule's `restart_steps()`
+    (`CosineRestarts`, or `Warmup`/`Join` around it), read from the
+    optimizer unless `schedule` is given.
+
+    Attributes:
+        snapshots: Paths written so far, in order.
+        steps: The update count of each snapshot.
+
+    Args:
+        filepath: Where to save; must end in `.weights.h5` and contain
+            `{index}` or `{step}`.
+        schedule: The restarting schedule, if it is not the optimizer's.
+        save_final: Also save the weights when training ends mid-cycle
+            (not a restart iterate; off by default).
+
+    Example:
+
+    ```python
+    snapshots = keras_heuristics.callbacks.RestartSnapshots(
+        "snapshots/cycle_{index}.weights.h5")
+    model.fit(x, y, epochs=70, callbacks=[snapshots])
+    probabilities = snapshots.predict_ensemble(model, x_test, last=3)
+    ```
+
+    References:
+        Huang et al., "Snapshot Ensembles: Train 1, get M for free", ICLR
+        2017. Gotmare et al., "A Closer Look at Deep Learning Heuristics",
+        ICLR 2019.
+    """
+
+    def __init__(self, filepath, schedule=None, save_final=False):
+        super().__init__()
+        self.filepath = _check_filepath(filepath)
+        if schedule is not None and not hasattr(schedule, "restart_steps"):
+            raise TypeError(
+                "Argument `schedule` must have a `restart_steps(up_to)` "
+                "method (e.g. keras_heuristics.schedules.CosineRestarts). "
+                f"Received: schedule={schedule!r}"
+            )
+        self.schedule = schedule
+        if not isinstance(save_final, bool):
+            raise TypeError(
+                f"Argument `save_final` must be a bool. Received: {save_final!r}"
+            )
+        self.save_final = save_final
+        self.snapshots = []
+        self.steps = []
+
+    def on_train_begin(self, logs=None):
+        optimizer = _optimizer_of(self.model)
+        schedule = self.schedule or optimizer._learning_rate
+        if not hasattr(schedule, "restart_steps"):
+            raise ValueError(
+                "RestartSnapshots needs a schedule with restarts: the "
+                "optimizer's learning rate is "
+                f"{type(schedule).__name__}. Use "
+                "keras_heuristics.schedules.CosineRestarts or pass "
+                "`schedule=`."
+            )
+        if getattr(self.model, "steps_per_execution", 1) > 1:
+            warnings.warn(
+                "RestartSnapshots sees the model only every "
+                f"{self.model.steps_per_execution} steps "
+                "(steps_per_execution > 1); restarts inside an execution "
+                "are saved at its end.",
+                KerasHeuristicsWarning,
+                stacklevel=2,
+            )
+        self._optimizer = optimizer
+        self._schedule = schedule
+        self._step = int(optimizer.iterations)
+        self._epoch = 0
+        self._pending = self._restarts_after(self._step)
+
+    def _restarts_after(self, step):
+        """Restart steps > step, looking ahead in growing windows."""
+        ahead = max(1024, 2 * step)
+        while True:
+            restarts = [s for s in self._schedule.restart_steps(step + ahead)]
+            restarts = [s for s in restarts if s > step]
+            if restarts or ahead > 2**40:
+                return restarts
+            ahead *= 2
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step = int(self._optimizer.iterations)
+        if not self._pending or self._step < self._pending[0]:
+            return
+        while self._pending and self._pending[0] <= self._step:
+            self._pending.pop(0)
+        self._save(self._step)
+        if not self._pending:
+            self._pending = self._restarts_after(self._step)
+
+    def on_train_end(self, logs=None):
+        if self.save_final and (not self.steps or self.steps[-1] != self._step):
+            self._save(self._step)
+
+    def _save(self, step):
+        path = self.filepath.format(
+            index=len(self.snapshots), step=step, epoch=self._epoch
+        )
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        self.model.save_weights(path, overwrite=True)
+        self.snapshots.append(path)
+        self.steps.append(step)
+
+    def predict_ensemble(self, model, x, last=None, batch_size=None):
+        """Averages the predictions of the saved snapshots.
+
+        The snapshots are loaded one after the other into a clone of `model`
+        (the model itself is left as it is), and the outputs of
+        `clone.predict(x)` are averaged, which for softmax outputs is Huang
+        et al.'s snapshot ensemble.
+
+        Args:
+            model: A model of the architecture the snapshots were saved from.
+            x: Inputs, as `model.predict` takes them.
+            last: Use only the last `last` snapshots (all by default).
+            batch_size: Passed to `predict`.
+
+        Returns:
+            The mean prediction, a NumPy array.
+        """
+        if not self.snapshots:
+            raise ValueError(
+                "No snapshot has been saved yet: train with this callback "
+                "past a restart first."
+            )
+        if last is None:
+            last = len(self.snapshots)
+        last = _validation.check_int("last", last, minimum=1)
+        clone = keras.models.clone_model(model)
+        total = None
+        paths = self.snapshots[-last:]
+        for path in paths:
+            clone.load_weights(path)
+            out = ops.convert_to_numpy(
+                clone.predict(x, batch_size=batch_size, verbose=0)
+            )
+            total = out.astype("float64") if total is None else total + out
+        return (total / len(paths)).astype(np.float32)

@@ -1,0 +1,18 @@
+"""Learning-rate schedules: `keras.optimizers.schedules.LearningRateSchedule`
+subclasses computed with `keras.ops` on every backend."""
+
+from keras_heuristics.schedules.cosine_restarts import CosineRestarts
+from keras_heuristics.schedules.decay import LinearDecay
+from keras_heuristics.schedules.decay import StepDecay
+from keras_heuristics.schedules.join import Join
+from keras_heuristics.schedules.warmup import Warmup
+from keras_heuristics.schedules.wsd import WarmupStableDecay
+
+__all__ = [
+    "CosineRestarts",
+    "Join",
+    "LinearDecay",
+    "StepDecay",
+    "Warmup",
+    "WarmupStableDecay",
+]

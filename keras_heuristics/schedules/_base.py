@@ -1,0 +1,95 @@
+"""Machinery shared by the schedules: dtype handling, epochs, nesting."""
+
+import keras
+from keras import ops
+
+from keras_heuristics import _backend, _validation
+
+
+class BaseSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """A schedule whose math runs in float32 or wider, whatever the user passes.
+
+    Subclasses implement `_value(step, dtype)`, where `step` is a tensor of
+    dtype `dtype` (float64 where the backend allows it, see
+    `keras_heuristics._backend.wide_float`). The result is cast to Keras'
+    `floatx()`. Step tensors of any shape are accepted, so a whole range of
+    steps can be evaluated in one call.
+    """
+
+    def __init__(self, steps_per_epoch=None, name=None):
+        if steps_per_epoch is not None:
+            steps_per_epoch = _validation.check_int(
+                "steps_per_epoch", steps_per_epoch, minimum=1
+            )
+        self.steps_per_epoch = steps_per_epoch
+        self.name = name
+
+    def _steps(self, value):
+        """Converts a duration argument from epochs to steps where asked."""
+        if self.steps_per_epoch is None:
+            return value
+        return value * self.steps_per_epoch
+
+    def __call__(self, step):
+        dtype = _backend.wide_float()
+        step = ops.cast(step, dtype)
+        return ops.cast(self._value(step, dtype), keras.backend.floatx())
+
+    def _value(self, step, dtype):
+        raise NotImplementedError
+
+    def restart_steps(self, up_to):
+        """Update indices s with 0 < s <= up_to at which a new cycle begins.
+
+        A schedule without restarts returns `[]`. A training run of `up_to`
+        updates has completed every cycle that begins at one of these steps
+        minus one; the last one may coincide with the end of training.
+        """
+        _validation.check_int("up_to", up_to, minimum=0)
+        return []
+
+    def get_config(self):
+        return {"steps_per_epoch": self.steps_per_epoch, "name": self.name}
+
+
+def check_learning_rate(name, value):
+    """A learning rate: a finite, non-negative Python number."""
+    return _validation.check_non_negative(name, value)
+
+
+def serialize_inner(schedule):
+    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        return keras.optimizers.schedules.serialize(schedule)
+    return schedule
+
+
+def deserialize_inner(config):
+    if isinstance(config, dict):
+        return keras.optimizers.schedules.deserialize(config)
+    return config
+
+
+def check_inner(name, schedule):
+    """A schedule to wrap: a `LearningRateSchedule` or a constant number."""
+    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        return schedule
+    if isinstance(schedule, bool) or not isinstance(schedule, (int, float)):
+        raise TypeError(
+            f"Argument `{name}` must be a "
+            "`keras.optimizers.schedules.LearningRateSchedule` or a number. "
+            f"Received: {name}={schedule!r} of type {type(schedule).__name__}"
+        )
+    return check_learning_rate(name, schedule)
+
+
+def evaluate_inner(schedule, step, dtype):
+    """Evaluates a wrapped schedule (or constant) in `dtype`."""
+    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        return ops.cast(schedule(step), dtype)
+    return ops.full_like(step, schedule, dtype=dtype)
+
+
+def inner_restart_steps(schedule, up_to):
+    if up_to <= 0 or not hasattr(schedule, "restart_steps"):
+        return []
+    return list(schedule.restart_steps(up_to))

@@ -1,0 +1,158 @@
+"""SGDR: cosine annealing with warm restarts."""
+
+import math
+
+import keras
+from keras import ops
+
+from keras_heuristics import _validation
+from keras_heuristics.schedules import _base
+
+
+@keras.saving.register_keras_serializable(package="keras_heuristics")
+class CosineRestarts(_base.BaseSchedule):
+    """Cosine annealing with warm restarts (SGDR).
+
+    Cycle `i` (from 0) lasts `T_i = first_decay_steps * t_mul**i` steps and
+    starts at `S_i = first_decay_steps * (t_mul**i - 1) / (t_mul - 1)`
+    (`i * first_decay_steps` when `t_mul == 1`). Inside it, with
+    `x = (step - S_i) / T_i`:
+
+    ```
+    lr(step) = initial_learning_rate * (
+        alpha + (1 - alpha) * m_mul**i * (1 + cos(pi * x)) / 2)
+    ```
+
+    so each cycle starts at `initial_learning_rate * (alpha + (1 - alpha) *
+    m_mul**i)` and anneals towards the floor `alpha * initial_learning_rate`.
+    `m_mul` scales the amplitude above the floor, not the floor itself (as in
+    Keras' `CosineDecayRestarts`): every cycle ends at the same learning
+    rate, so the snapshots taken just before the restarts (the SGDR iterates
+    that snapshot ensembles average and that mode-connectivity analyses
+    connect) are all taken at the same temperature and are comparable, and a
+    peak never falls below the floor.
+
+    With `alpha = eta_min / eta_max` and `m_mul = 1` the values equal
+    PyTorch's `CosineAnnealingWarmRestarts(T_0, T_mult, eta_min)` stepped
+    once per update, and they equal Keras' `CosineDecayRestarts` for the same
+    arguments. The cycle index is computed with a closed form and then
+    corrected against the exact cycle boundaries, so restarts fall exactly at
+    `S_i` (Keras' float32 logarithm puts some of them one step late).
+
+    The math runs in float64 where the backend computes it (TensorFlow,
+    PyTorch, JAX with `jax_enable_x64`) and float32 otherwise; an integer
+    `initial_learning_rate` is never used as a compute dtype.
+
+    Args:
+        initial_learning_rate: Peak learning rate of the first cycle, >= 0.
+        first_decay_steps: Length of the first cycle, > 0 (in epochs when
+            `steps_per_epoch` is given; the rate still changes every step).
+        t_mul: Factor by which each cycle is longer than the previous, >= 1.
+        m_mul: Factor by which each cycle's amplitude above the floor is
+            smaller than the previous, in (0, 1].
+        alpha: Floor as a fraction of `initial_learning_rate`, in [0, 1].
+        steps_per_epoch: If given, `first_decay_steps` counts epochs of this
+            many steps.
+        name: Optional name.
+
+    Example:
+
+    ```python
+    schedule = keras_heuristics.schedules.CosineRestarts(
+        0.1, first_decay_steps=10, t_mul=2.0, steps_per_epoch=50)
+    optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=0.9)
+    schedule.restart_steps(1500)  # [500, 1500]
+    ```
+
+    References:
+        Loshchilov & Hutter, "SGDR: Stochastic Gradient Descent with Warm
+        Restarts", ICLR 2017.
+    """
+
+    def __init__(
+        self,
+        initial_learning_rate,
+        first_decay_steps,
+        t_mul=2.0,
+        m_mul=1.0,
+        alpha=0.0,
+        steps_per_epoch=None,
+        name="CosineRestarts",
+    ):
+        super().__init__(steps_per_epoch=steps_per_epoch, name=name)
+        self.initial_learning_rate = _base.check_learning_rate(
+            "initial_learning_rate", initial_learning_rate
+        )
+        self.first_decay_steps = _validation.check_positive(
+            "first_decay_steps", first_decay_steps
+        )
+        self.t_mul = _validation.check_number("t_mul", t_mul)
+        if self.t_mul < 1:
+            raise ValueError(
+                f"Argument `t_mul` must be >= 1. Received: t_mul={t_mul!r}"
+            )
+        self.m_mul = _validation.check_number("m_mul", m_mul)
+        if not 0 < self.m_mul <= 1:
+            raise ValueError(
+                f"Argument `m_mul` must be in (0, 1]. Received: m_mul={m_mul!r}"
+            )
+        self.alpha = _validation.check_in_range("alpha", alpha, 0.0, 1.0)
+
+    def _period(self):
+        return self._steps(self.first_decay_steps)
+
+    def _cycle_start(self, i):
+        """Start of cycle `i` (float or tensor) in steps."""
+        period = self._period()
+        if self.t_mul == 1.0:
+            return i * period
+        return period * (self.t_mul**i - 1.0) / (self.t_mul - 1.0)
+
+    def _value(self, step, dtype):
+        period = self._period()
+        step = ops.maximum(step, 0.0)
+        if self.t_mul == 1.0:
+            cycle = ops.floor(step / period)
+        else:
+            estimate = ops.log1p(step * (self.t_mul - 1.0) / period)
+            cycle = ops.floor(estimate / math.log(self.t_mul))
+        # The logarithm may be off by one at a boundary: fix the index
+        # against the exact starts of the neighbouring cycles.
+        cycle = ops.where(step < self._cycle_start_t(cycle), cycle - 1, cycle)
+        cycle = ops.where(
+            step >= self._cycle_start_t(cycle + 1), cycle + 1, cycle
+        )
+        start = self._cycle_start_t(cycle)
+        length = period * ops.power(self.t_mul, cycle)
+        fraction = (step - start) / length
+        cosine = 0.5 * (1.0 + ops.cos(math.pi * fraction))
+        amplitude = (1.0 - self.alpha) * ops.power(self.m_mul, cycle)
+        return self.initial_learning_rate * (self.alpha + amplitude * cosine)
+
+    def _cycle_start_t(self, cycle):
+        if self.t_mul == 1.0:
+            return cycle * self._period()
+        power = ops.power(ops.convert_to_tensor(self.t_mul, cycle.dtype), cycle)
+        return self._period() * (power - 1.0) / (self.t_mul - 1.0)
+
+    def restart_steps(self, up_to):
+        up_to = _validation.check_int("up_to", up_to, minimum=0)
+        steps = []
+        i = 1
+        while True:
+            start = math.ceil(self._cycle_start(i) - 1e-9)
+            if start > up_to:
+                return steps
+            steps.append(start)
+            i += 1
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            initial_learning_rate=self.initial_learning_rate,
+            first_decay_steps=self.first_decay_steps,
+            t_mul=self.t_mul,
+            m_mul=self.m_mul,
+            alpha=self.alpha,
+        )
+        return config

@@ -1,0 +1,13 @@
+"""TensorBoard output that works on every backend without TensorFlow."""
+
+from keras_heuristics.tensorboard.png import encode_png
+from keras_heuristics.tensorboard.png import figure_to_png
+from keras_heuristics.tensorboard.writer import SummaryWriter
+from keras_heuristics.tensorboard.writer import writer_for
+
+__all__ = [
+    "SummaryWriter",
+    "encode_png",
+    "figure_to_png",
+    "writer_for",
+]

@@ -1,0 +1,198 @@
+"""A TensorBoard event writer that needs neither TensorFlow nor a backend.
+
+Built on TensorBoard's own `EventFileWriter` and protocol buffers, so the
+files are read by `tensorboard --logdir` (both its Python and Rust loaders),
+and it works the same on TensorFlow, JAX and PyTorch. Keras' own TensorBoard
+callback imports TensorFlow on every backend; this one does not.
+"""
+
+import json
+import os
+import threading
+import time
+
+import numpy as np
+from tensorboard.compat.proto import event_pb2
+from tensorboard.compat.proto import summary_pb2
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
+from tensorboard.util import tensor_util
+
+from keras_heuristics import _validation
+from keras_heuristics.tensorboard import png
+
+_WRITERS = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def _check_tag(tag):
+    if not isinstance(tag, str) or not tag:
+        raise TypeError(
+            f"Argument `tag` must be a non-empty string. Received: tag={tag!r}"
+        )
+    return tag
+
+
+def _check_step(step):
+    return _validation.check_int("step", step, minimum=0)
+
+
+class SummaryWriter:
+    """Writes scalars, PNG images and plugin tensors to one event file.
+
+    Args:
+        logdir: Folder of the run; created if missing.
+        flush_secs: How often pending events are written out.
+
+    Example:
+
+    ```python
+    writer = keras_heuristics.tensorboard.SummaryWriter("runs/demo/train")
+    writer.scalar("loss", 0.25, step=10)
+    writer.close()
+    ```
+    """
+
+    def __init__(self, logdir, flush_secs=10):
+        if not isinstance(logdir, (str, os.PathLike)):
+            raise TypeError(
+                "Argument `logdir` must be a path. "
+                f"Received: logdir={logdir!r}"
+            )
+        self.logdir = os.fspath(logdir)
+        os.makedirs(self.logdir, exist_ok=True)
+        self._writer = EventFileWriter(self.logdir, flush_secs=flush_secs)
+        self._tags_with_metadata = set()
+        self._closed = False
+
+    def _write(self, value, step):
+        if self._closed:
+            raise RuntimeError(f"The writer for {self.logdir!r} is closed.")
+        event = event_pb2.Event(
+            wall_time=time.time(),
+            step=step,
+            summary=summary_pb2.Summary(value=[value]),
+        )
+        self._writer.add_event(event)
+
+    def scalar(self, tag, value, step):
+        """Writes a scalar (shown by the Scalars and Time Series dashboards)."""
+        tag, step = _check_tag(tag), _check_step(step)
+        value = float(np.asarray(value))
+        self._write(summary_pb2.Summary.Value(tag=tag, simple_value=value), step)
+
+    def image(self, tag, image, step):
+        """Writes an image: PNG bytes, or an array as `png.encode_png` takes."""
+        tag, step = _check_tag(tag), _check_step(step)
+        if isinstance(image, bytes):
+            if not image.startswith(b"\x89PNG"):
+                raise ValueError("Argument `image` bytes must be a PNG file.")
+            data = image
+            width, height = (
+                int.from_bytes(data[16:20], "big"),
+                int.from_bytes(data[20:24], "big"),
+            )
+            channels = 3
+        else:
+            array = np.asarray(image)
+            data = png.encode_png(array)
+            height, width = array.shape[:2]
+            channels = 1 if array.ndim == 2 else array.shape[2]
+        summary_image = summary_pb2.Summary.Image(
+            height=height,
+            width=width,
+            colorspace=channels,
+            encoded_image_string=data,
+        )
+        self._write(summary_pb2.Summary.Value(tag=tag, image=summary_image), step)
+
+    def tensor(
+        self,
+        tag,
+        array,
+        step,
+        plugin_name,
+        content=None,
+        display_name=None,
+        description=None,
+    ):
+        """Writes a tensor summary owned by a TensorBoard plugin.
+
+        The metadata (with `data_class=DATA_CLASS_TENSOR`, without which
+        TensorBoard's data provider hides the series) is written with the
+        first event of each tag, as TensorFlow does.
+
+        Args:
+            tag: Series name.
+            array: Array-like of numbers.
+            step: Step (epoch, usually) of this value.
+            plugin_name: The plugin that reads this series.
+            content: JSON-serializable dict stored as the plugin's content.
+            display_name: Optional display name.
+            description: Optional Markdown description.
+        """
+        tag, step = _check_tag(tag), _check_step(step)
+        if not isinstance(plugin_name, str) or not plugin_name:
+            raise TypeError(
+                "Argument `plugin_name` must be a non-empty string. "
+                f"Received: plugin_name={plugin_name!r}"
+            )
+        array = np.asarray(array)
+        if not np.issubdtype(array.dtype, np.number):
+            raise TypeError(
+                "Argument `array` must hold numbers. "
+                f"Received: dtype={array.dtype}"
+            )
+        value = summary_pb2.Summary.Value(
+            tag=tag, tensor=tensor_util.make_tensor_proto(array)
+        )
+        if tag not in self._tags_with_metadata:
+            value.metadata.CopyFrom(
+                summary_pb2.SummaryMetadata(
+                    display_name=display_name or tag,
+                    summary_description=description or "",
+                    plugin_data=summary_pb2.SummaryMetadata.PluginData(
+                        plugin_name=plugin_name,
+                        content=json.dumps(content or {}).encode("utf-8"),
+                    ),
+                    data_class=summary_pb2.DATA_CLASS_TENSOR,
+                )
+            )
+            self._tags_with_metadata.add(tag)
+        self._write(value, step)
+
+    def flush(self):
+        if not self._closed:
+            self._writer.flush()
+
+    def close(self):
+        if not self._closed:
+            self._writer.close()
+            self._closed = True
+            with _WRITERS_LOCK:
+                if _WRITERS.get(os.path.abspath(self.logdir)) is self:
+                    del _WRITERS[os.path.abspath(self.logdir)]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def writer_for(logdir):
+    """The open `SummaryWriter` of a folder, shared within the process.
+
+    Callbacks that log to the same run folder append to one event file
+    instead of each opening its own.
+    """
+    if not isinstance(logdir, (str, os.PathLike)):
+        raise TypeError(
+            f"Argument `logdir` must be a path. Received: logdir={logdir!r}"
+        )
+    key = os.path.abspath(os.fspath(logdir))
+    with _WRITERS_LOCK:
+        writer = _WRITERS.get(key)
+        if writer is None or writer._closed:
+            writer = SummaryWriter(key)
+            _WRITERS[key] = writer
+        return writer
