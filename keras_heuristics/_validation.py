@@ -35,7 +35,9 @@ def check_number(name, value, *, allow_bool=False):
 def check_positive(name, value):
     value = check_number(name, value)
     if value <= 0:
-        raise ValueError(f"Argument `{name}` must be > 0. " + _received(name, value))
+        raise ValueError(
+            f"Argument `{name}` must be > 0. " + _received(name, value)
+        )
     return value
 
 

@@ -102,7 +102,9 @@ class LearningRateLogger(keras.callbacks.Callback):
         if steps.size == 0:
             return np.zeros((0,), "float64")
         try:
-            values = ops.convert_to_numpy(schedule(ops.convert_to_tensor(steps)))
+            values = ops.convert_to_numpy(
+                schedule(ops.convert_to_tensor(steps))
+            )
             values = np.broadcast_to(values, steps.shape)
         except Exception:  # A schedule written for scalar steps only.
             values = np.array(

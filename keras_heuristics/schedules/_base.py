@@ -3,7 +3,8 @@
 import keras
 from keras import ops
 
-from keras_heuristics import _backend, _validation
+from keras_heuristics import _backend
+from keras_heuristics import _validation
 
 
 class BaseSchedule(keras.optimizers.schedules.LearningRateSchedule):

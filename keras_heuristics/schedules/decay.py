@@ -134,7 +134,9 @@ class LinearDecay(_base.BaseSchedule):
         self.initial_learning_rate = _base.check_learning_rate(
             "initial_learning_rate", initial_learning_rate
         )
-        self.decay_steps = _validation.check_positive("decay_steps", decay_steps)
+        self.decay_steps = _validation.check_positive(
+            "decay_steps", decay_steps
+        )
         self.end_learning_rate = _base.check_learning_rate(
             "end_learning_rate", end_learning_rate
         )

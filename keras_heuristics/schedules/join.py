@@ -35,7 +35,9 @@ class Join(_base.BaseSchedule):
     ```
     """
 
-    def __init__(self, schedules, boundaries, steps_per_epoch=None, name="Join"):
+    def __init__(
+        self, schedules, boundaries, steps_per_epoch=None, name="Join"
+    ):
         super().__init__(steps_per_epoch=steps_per_epoch, name=name)
         if isinstance(schedules, (str, bytes, dict)) or not hasattr(
             schedules, "__iter__"

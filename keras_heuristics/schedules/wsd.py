@@ -76,7 +76,9 @@ class WarmupStableDecay(_base.BaseSchedule):
         self.stable_steps = _validation.check_non_negative(
             "stable_steps", stable_steps
         )
-        self.decay_steps = _validation.check_positive("decay_steps", decay_steps)
+        self.decay_steps = _validation.check_positive(
+            "decay_steps", decay_steps
+        )
         self.min_learning_rate = _validation.check_in_range(
             "min_learning_rate", min_learning_rate, 0.0, self.peak_learning_rate
         )

@@ -90,7 +90,9 @@ def write_similarity_matrix(
     )
 
 
-def write_similarity_layers(writer, name, values, step, metric, layers, reference):
+def write_similarity_layers(
+    writer, name, values, step, metric, layers, reference
+):
     """Writes one similarity per layer against a reference, for the plugin."""
     values = _finite_float32("values", values, 1)
     content = {
@@ -177,7 +179,8 @@ def write_plane(
         "x": x.tolist(),
         "y": y.tolist(),
         "points": {
-            str(k): [float(v[0]), float(v[1])] for k, v in (points or {}).items()
+            str(k): [float(v[0]), float(v[1])]
+            for k, v in (points or {}).items()
         },
         "curve": [[float(a), float(b)] for a, b in (curve or [])],
         "projected": [

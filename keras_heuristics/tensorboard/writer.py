@@ -55,8 +55,7 @@ class SummaryWriter:
     def __init__(self, logdir, flush_secs=10):
         if not isinstance(logdir, (str, os.PathLike)):
             raise TypeError(
-                "Argument `logdir` must be a path. "
-                f"Received: logdir={logdir!r}"
+                f"Argument `logdir` must be a path. Received: logdir={logdir!r}"
             )
         self.logdir = os.fspath(logdir)
         os.makedirs(self.logdir, exist_ok=True)
@@ -78,7 +77,9 @@ class SummaryWriter:
         """Writes a scalar (shown by the Scalars and Time Series dashboards)."""
         tag, step = _check_tag(tag), _check_step(step)
         value = float(np.asarray(value))
-        self._write(summary_pb2.Summary.Value(tag=tag, simple_value=value), step)
+        self._write(
+            summary_pb2.Summary.Value(tag=tag, simple_value=value), step
+        )
 
     def image(self, tag, image, step):
         """Writes an image: PNG bytes, or an array as `png.encode_png` takes."""
@@ -103,7 +104,9 @@ class SummaryWriter:
             colorspace=channels,
             encoded_image_string=data,
         )
-        self._write(summary_pb2.Summary.Value(tag=tag, image=summary_image), step)
+        self._write(
+            summary_pb2.Summary.Value(tag=tag, image=summary_image), step
+        )
 
     def tensor(
         self,
