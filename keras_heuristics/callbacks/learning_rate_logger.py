@@ -26,7 +26,6 @@ def _momentum_of(optimizer):
     return None
 
 
-@keras.saving.register_keras_serializable(package="keras_heuristics")
 class LearningRateLogger(keras.callbacks.Callback):
     """Logs the learning rate of every update (and the momentum) to TensorBoard.
 

@@ -6,7 +6,6 @@ from keras_heuristics import _validation
 from keras_heuristics.callbacks import _logging
 
 
-@keras.saving.register_keras_serializable(package="keras_heuristics")
 class MetricsLogger(keras.callbacks.Callback):
     """Writes the logs of `fit` (loss, metrics) to TensorBoard.
 

@@ -39,7 +39,6 @@ def _check_filepath(filepath):
     return filepath
 
 
-@keras.saving.register_keras_serializable(package="keras_heuristics")
 class RestartSnapshots(keras.callbacks.Callback):
     """Saves the weights at the end of each cycle of a restarting schedule.
 
