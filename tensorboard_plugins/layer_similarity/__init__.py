@@ -1,0 +1,1 @@
+"""The "Layer similarity" TensorBoard dashboard."""

@@ -1,0 +1,1 @@
+"""The "Mode connectivity" TensorBoard dashboard."""

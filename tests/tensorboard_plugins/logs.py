@@ -1,0 +1,169 @@
+"""Logdirs for the plugin tests, written with `keras_heuristics.tensorboard`.
+
+Every array is returned next to where it was written, so tests compare what
+the routes and the dashboards show with these known values.
+"""
+
+import os
+
+import numpy as np
+
+from keras_heuristics.tensorboard import SummaryWriter
+from keras_heuristics.tensorboard import schema
+
+LAYERS = ["conv1", "conv2", "dense1", "dense2", "logits"]
+TEACHER = ["t_conv1", "t_conv2", "t_dense", "t_logits"]
+STEPS = [0, 1, 2, 3]
+# Run names that must stay text in the dashboards.
+SCRIPT_RUN = "<script>window.__xss=1</script>"
+IMG_RUN = "<img src=x onerror=window.__xss=2>"
+
+
+def _matrices(seed, offset):
+    rng = np.random.default_rng(seed)
+    return {
+        step: np.clip(
+            rng.uniform(0.0, 1.0, (len(LAYERS), len(TEACHER))) + offset,
+            0.0,
+            1.0,
+        ).astype("float32")
+        for step in STEPS
+    }
+
+
+def _layer_series(seed):
+    rng = np.random.default_rng(seed)
+    return {
+        step: rng.uniform(0.0, 1.0, len(LAYERS)).astype("float32")
+        for step in STEPS
+    }
+
+
+def _profile(path):
+    t = np.linspace(0.0, 1.0, 11).astype("float32")
+    bump = 4.0 * t * (1.0 - t)
+    height = 0.1 if path == "curve" else 1.5
+    return t, {
+        "loss": (0.2 + height * bump).astype("float32"),
+        "accuracy": (0.95 - 0.3 * height * bump).astype("float32"),
+    }
+
+
+def _plane():
+    x = np.linspace(-0.5, 1.5, 21).astype("float32")
+    y = np.linspace(-0.5, 1.5, 17).astype("float32")
+    xx, yy = np.meshgrid(x, y)
+    loss = (0.1 + (xx - 0.5) ** 2 + 0.5 * (yy - 0.5) ** 2).astype("float32")
+    accuracy = (1.0 - loss / loss.max()).astype("float32")
+    return x, y, {"loss": loss, "accuracy": accuracy}
+
+
+def write_logdir(root):
+    """Writes the test runs under `root`; returns what was written.
+
+    Runs: `distilled` and `independent` (student x teacher matrices and a
+    per-layer series over `STEPS`), `connectivity` (curve and line
+    profiles, a plane), `bad` (malformed series), and two runs named like
+    HTML.
+    """
+    root = os.fspath(root)
+    written = {"matrix": {}, "layers": {}}
+    for seed, run in enumerate(["distilled", "independent"]):
+        matrices = _matrices(seed, 0.2 if run == "distilled" else 0.0)
+        series = _layer_series(10 + seed)
+        written["matrix"][run] = matrices
+        written["layers"][run] = series
+        with SummaryWriter(os.path.join(root, run)) as writer:
+            for step in STEPS:
+                schema.write_similarity_matrix(
+                    writer,
+                    "student_vs_teacher",
+                    matrices[step],
+                    step,
+                    metric="linear_cka",
+                    rows=LAYERS,
+                    cols=TEACHER,
+                    row_label="student",
+                    col_label="teacher",
+                    reference="teacher",
+                )
+                schema.write_similarity_layers(
+                    writer,
+                    "self_vs_final",
+                    series[step],
+                    step,
+                    metric="linear_cka",
+                    layers=LAYERS,
+                    reference="final epoch",
+                )
+
+    x, y, grids = _plane()
+    written["plane"] = (x, y, grids)
+    written["profile"] = {}
+    with SummaryWriter(os.path.join(root, "connectivity")) as writer:
+        for path in ["curve", "line"]:
+            t, metrics = _profile(path)
+            written["profile"][path] = (t, metrics)
+            schema.write_profile(
+                writer, f"{path}_profile", t, metrics, path=path
+            )
+        schema.write_plane(
+            writer,
+            "plane",
+            x,
+            y,
+            grids,
+            points={"start": (0.0, 0.0), "bend": (0.5, 1.0), "end": (1.0, 0.0)},
+            curve=[(s, 4 * s * (1 - s)) for s in np.linspace(0, 1, 9)],
+            projected=[
+                {"name": "snapshot 1", "xy": (0.3, 0.2), "distance": 0.1}
+            ],
+        )
+
+    with SummaryWriter(os.path.join(root, "bad")) as writer:
+        matrix = np.eye(2, dtype="float32")
+        writer.tensor(
+            "layer_similarity/future",
+            matrix,
+            0,
+            plugin_name="layer_similarity",
+            content={"version": 2, "kind": "matrix"},
+        )
+        writer.tensor(
+            "layer_similarity/no_rows",
+            matrix,
+            0,
+            plugin_name="layer_similarity",
+            content={"version": 1, "kind": "matrix", "cols": ["a", "b"]},
+        )
+        writer.tensor(
+            "layer_similarity/wrong_shape",
+            matrix,
+            0,
+            plugin_name="layer_similarity",
+            content={
+                "version": 1,
+                "kind": "matrix",
+                "rows": ["a", "b", "c"],
+                "cols": ["a", "b"],
+            },
+        )
+        writer.tensor(
+            "layer_similarity/unversioned",
+            matrix,
+            0,
+            plugin_name="layer_similarity",
+        )
+
+    for run in [SCRIPT_RUN, IMG_RUN]:
+        with SummaryWriter(os.path.join(root, run)) as writer:
+            schema.write_similarity_matrix(
+                writer,
+                IMG_RUN,
+                np.full((2, 2), 0.5, dtype="float32"),
+                0,
+                metric="<b>cka</b>",
+                rows=[SCRIPT_RUN, "b"],
+                cols=[IMG_RUN, "d"],
+            )
+    return written
