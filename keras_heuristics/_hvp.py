@@ -1,0 +1,237 @@
+"""A compiled model's loss as a pure function of its weights, and its
+gradient and Hessian-vector products on every backend.
+
+Keras 3 has a backend-agnostic forward-mode product (`keras.ops.jvp`) but no
+backend-agnostic reverse-mode gradient; the gradient is the one place where
+the backends differ, so it is written once per backend here (`_grad_jax`,
+`_grad_tensorflow`, `_grad_torch`). A Hessian-vector product is then the
+forward-over-reverse product `H v = jvp(grad(L), (w,), (v,))`, except on
+PyTorch where Keras' layers do not run under `torch.func` transforms and the
+product is taken by double back-propagation instead.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def first_batch(data, batch_size=None):
+    """The first `(x, y, sample_weight)` batch of anything `fit` accepts.
+
+    `data` is an `(x, y)` or `(x, y, sample_weight)` tuple of arrays (the
+    first `batch_size` rows are taken, all of them when `batch_size` is
+    None), or an iterable of such tuples: a `tf.data.Dataset`, a PyTorch
+    `DataLoader`, a `keras.utils.PyDataset` or a generator.
+    """
+    if isinstance(data, (tuple, list)) and len(data) in (2, 3):
+        if all(_is_array(part) or part is None for part in data):
+            batch = tuple(data)
+            if batch_size is not None:
+                batch = keras.tree.map_structure(
+                    lambda a: a[:batch_size], batch
+                )
+            return _unpack(batch)
+    if isinstance(data, keras.utils.PyDataset):
+        return _unpack(data[0])
+    try:
+        iterator = iter(data)
+    except TypeError:
+        raise TypeError(
+            "Argument `data` must be an `(x, y)` tuple of arrays or an "
+            "iterable of `(x, y)` batches (a dataset). "
+            f"Received: data of type {type(data).__name__}"
+        ) from None
+    try:
+        batch = next(iterator)
+    except StopIteration:
+        raise ValueError("Argument `data` is empty.") from None
+    return _unpack(batch)
+
+
+def _is_array(value):
+    return hasattr(value, "shape") and hasattr(value, "dtype")
+
+
+def _unpack(batch):
+    if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+        raise ValueError(
+            "Each batch of `data` must be an `(x, y)` or "
+            "`(x, y, sample_weight)` tuple. "
+            f"Received: a batch of type {type(batch).__name__}"
+        )
+    batch = keras.tree.map_structure(
+        lambda a: None if a is None else np.asarray(a), tuple(batch)
+    )
+    x, y = batch[0], batch[1]
+    sample_weight = batch[2] if len(batch) == 3 else None
+    return x, y, sample_weight
+
+
+def check_compiled(model, caller):
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"{caller} needs a `keras.Model`. "
+            f"Received: model of type {type(model).__name__}"
+        )
+    if getattr(model, "_compile_loss", None) is None:
+        raise ValueError(
+            f"{caller} needs a model compiled with a `loss`. Call "
+            "`model.compile(optimizer=..., loss=...)` first."
+        )
+
+
+def sync_state(model):
+    """Writes the JAX trainer's in-flight state back into the variables.
+
+    During `fit` on JAX the weights live in the trainer's state and the
+    variables are only refreshed at the end of an epoch; a callback that
+    reads them asks for a sync first. A no-op on the other backends.
+    """
+    sync = getattr(model, "jax_state_sync", None)
+    if sync is not None:
+        sync()
+
+
+def weight_values(model):
+    """Current values of the model's trainable weights, as tensors."""
+    return [ops.convert_to_tensor(v.value) for v in model.trainable_variables]
+
+
+def loss_function(model, x, y, sample_weight=None, training=True):
+    """`L(w)`: the compiled loss (plus regularisation) of one batch.
+
+    The non-trainable state (batch-norm statistics, seeds) is frozen at its
+    current value, so repeated calls are deterministic and change nothing.
+    """
+    non_trainable = [
+        ops.convert_to_tensor(v.value) for v in model.non_trainable_variables
+    ]
+    x = keras.tree.map_structure(ops.convert_to_tensor, x)
+    y = keras.tree.map_structure(ops.convert_to_tensor, y)
+    if sample_weight is not None:
+        sample_weight = ops.convert_to_tensor(sample_weight)
+
+    def loss(weights):
+        y_pred, _, losses = model.stateless_call(
+            list(weights),
+            non_trainable,
+            x,
+            training=training,
+            return_losses=True,
+        )
+        value = model._compile_loss(y, y_pred, sample_weight)
+        for extra in losses:
+            value = value + ops.cast(extra, value.dtype)
+        return value
+
+    return loss
+
+
+def value_and_grad(fn, weights):
+    """`(fn(w), grad fn(w))` for a scalar function of a list of tensors."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return _value_and_grad_jax(fn, weights)
+    if backend == "tensorflow":
+        return _value_and_grad_tensorflow(fn, weights)
+    if backend == "torch":
+        return _value_and_grad_torch(fn, weights)
+    raise NotImplementedError(f"Gradients on the {backend} backend.")
+
+
+def _value_and_grad_jax(fn, weights):
+    import jax
+
+    return jax.value_and_grad(fn)(list(weights))
+
+
+def _value_and_grad_tensorflow(fn, weights):
+    import tensorflow as tf
+
+    weights = [tf.convert_to_tensor(w) for w in weights]
+    with tf.GradientTape() as tape:
+        tape.watch(weights)
+        value = fn(weights)
+    return value, tape.gradient(value, weights)
+
+
+def _value_and_grad_torch(fn, weights, create_graph=False):
+    import torch
+
+    with torch.enable_grad():
+        weights = [w.detach().requires_grad_(True) for w in weights]
+        value = fn(weights)
+        grads = torch.autograd.grad(
+            value, weights, create_graph=create_graph, allow_unused=True
+        )
+    grads = [
+        torch.zeros_like(w) if g is None else g for w, g in zip(weights, grads)
+    ]
+    if not create_graph:
+        value = value.detach()
+    return value, grads
+
+
+def _grad_jax(fn, weights):
+    import jax
+
+    return jax.grad(fn)(list(weights))
+
+
+def _grad_tensorflow(fn, weights):
+    return _value_and_grad_tensorflow(fn, weights)[1]
+
+
+def hvp(fn, weights, vectors):
+    """The Hessian-vector product `H v` of `fn` at `weights`.
+
+    Args:
+        fn: A scalar function of a list of tensors (see `loss_function`).
+        weights: The point, a list of tensors.
+        vectors: `v`, a list of tensors shaped like `weights`.
+
+    Returns:
+        `H v` as a list of tensors shaped like `weights`.
+    """
+    backend = keras.backend.backend()
+    if backend == "torch":
+        return _hvp_torch(fn, weights, vectors)
+    grad = _grad_jax if backend == "jax" else _grad_tensorflow
+    weights = list(weights)
+    vectors = [ops.cast(v, w.dtype) for v, w in zip(vectors, weights)]
+    _, product = ops.jvp(
+        lambda w: grad(fn, w), (weights,), (vectors,), has_aux=False
+    )
+    return list(product)
+
+
+def _hvp_torch(fn, weights, vectors):
+    import torch
+
+    with torch.enable_grad():
+        weights = [w.detach().requires_grad_(True) for w in weights]
+        value = fn(weights)
+        grads = torch.autograd.grad(value, weights, create_graph=True)
+        vectors = [v.to(w.dtype) for v, w in zip(vectors, weights)]
+        dot = sum(torch.sum(g * v) for g, v in zip(grads, vectors))
+        product = torch.autograd.grad(dot, weights, allow_unused=True)
+    return [
+        torch.zeros_like(w) if p is None else p.detach()
+        for w, p in zip(weights, product)
+    ]
+
+
+def flatten(tensors):
+    """Concatenates a list of tensors into one vector."""
+    return ops.concatenate([ops.reshape(t, (-1,)) for t in tensors], axis=0)
+
+
+def unflatten(vector, like):
+    """Splits a vector into tensors shaped like `like`."""
+    parts = []
+    start = 0
+    for t in like:
+        size = int(np.prod(t.shape)) if len(t.shape) else 1
+        parts.append(ops.reshape(vector[start : start + size], t.shape))
+        start += size
+    return parts
