@@ -1,0 +1,336 @@
+"""`Distiller`: a student trained on labels and on a frozen teacher."""
+
+import inspect
+
+import keras
+from keras import ops
+
+from keras_heuristics.distillation import _cache
+from keras_heuristics.distillation import _checks
+from keras_heuristics.distillation import losses
+
+
+@keras.saving.register_keras_serializable(package="keras_heuristics")
+class Distiller(keras.Model):
+    """Knowledge distillation as a Keras model: train a student on a teacher.
+
+    The model's output is the student's. `fit` minimises
+
+    ```
+    L = alpha * L_KD + (1 - alpha) * L_student + hint_weight * L_hint
+        (+ the student's regularization losses)
+    L_KD = T^2 * KL(softmax(z_t / T) || softmax(z_s / T))
+    ```
+
+    with `z_t`, `z_s` the teacher's and the student's logits, `L_student` the
+    loss given to `compile` (on the labels and the student's logits) and
+    `L_hint` the sum of FitNets hint losses over the `hints` pairs (see
+    `keras_heuristics.distillation.kd_loss` and `hint_loss`). `L_KD` is
+    computed from `log_softmax`, without clipping probabilities.
+    `sample_weight` weights every term per sample, with Keras' reduction
+    `sum_i w_i L_i / batch_size`.
+
+    `temperature` and `alpha` can be numbers or schedules of the training
+    step (any `keras.optimizers.schedules.LearningRateSchedule`, e.g.
+    `keras_heuristics.schedules.LinearDecay`). The step is
+    `distiller.distillation_step`, the number of training batches seen so
+    far; it is saved with the model, so a loaded distiller resumes its
+    schedules.
+
+    The teacher is frozen: the constructor sets `teacher.trainable = False`
+    (on the object you pass), the teacher always runs with `training=False`
+    (batch-norm statistics and dropout stay in inference mode) and its
+    outputs pass through `stop_gradient`. After training, `distiller.student`
+    is the trained student, a plain model.
+
+    `fit`, `evaluate` and their logs report `loss` (the total), `student_loss`
+    (`L_student`), `distillation_loss` (`L_KD`, before the factor `alpha`),
+    `hint_loss` (with hints) and the student metrics given to `compile`.
+
+    With `fit(..., cache_teacher_outputs=True)` the teacher runs once over
+    the training (and validation) arrays before the first epoch instead of on
+    every batch of every epoch. This is only valid when each sample reaches
+    the model unchanged in every epoch, so it is accepted for NumPy arrays
+    and tensors only (no `tf.data`, generators or `PyDataset`, which may
+    augment or reorder); augmentation layers inside the student are fine,
+    since the teacher never sees their output.
+
+    Differences from `keras.distillation.Distiller`: there, the weight
+    `student_loss_weight` equals our `1 - alpha`, and its
+    `LogitsDistillation(temperature=T)` only computes Hinton's loss when
+    given `loss=keras.losses.KLDivergence()`; its default string loss
+    `"kl_divergence"` applies the KL formula to clipped, scaled logits
+    instead of probabilities. It also ignores `sample_weight`, accepts only a
+    constant temperature, and must be compiled again after loading.
+
+    Args:
+        teacher: A `keras.Model` giving logits. It is frozen (see above).
+        student: A `keras.Model` giving logits of the same shape; not the
+            teacher and sharing no weights with it.
+        temperature: Softening temperature `T > 0`: a number or a
+            `LearningRateSchedule` of the step.
+        alpha: Weight of the distillation term, in [0, 1]: a number or a
+            `LearningRateSchedule` of the step.
+        hints: Optional list of `(teacher_layer_name, student_layer_name)`
+            pairs (both models then must be Functional or Sequential). Each
+            student feature passes through a learned `Dense` projection to
+            the teacher's width (a 1x1 convolution for image features) when
+            the widths differ, and is then compared with the teacher feature
+            by mean squared error.
+        hint_weight: Weight of the summed hint losses, >= 0.
+        name: Name of the model.
+
+    Raises:
+        TypeError: If a model is not a `keras.Model` or a schedule argument
+            has the wrong type.
+        ValueError: If the student is the teacher or shares its weights, the
+            output shapes differ, `alpha` is outside [0, 1], `temperature <=
+            0`, or a hint names a missing layer or incompatible features.
+
+    Example:
+
+    ```python
+    distiller = keras_heuristics.Distiller(teacher, student,
+                                           temperature=4.0, alpha=0.9)
+    distiller.compile(
+        optimizer="adam",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"])
+    distiller.fit(x_train, y_train, epochs=10,
+                  cache_teacher_outputs=True)
+    distiller.student.save("student.keras")
+    ```
+
+    References:
+        Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural
+        Network", 2014. Romero et al., "FitNets: Hints for Thin Deep Nets",
+        ICLR 2015. Gotmare et al., "A Closer Look at Deep Learning Heuristics:
+        Learning rate restarts, Warmup and Distillation", ICLR 2019.
+    """
+
+    def __init__(
+        self,
+        teacher,
+        student,
+        temperature=3.0,
+        alpha=0.5,
+        hints=None,
+        hint_weight=1.0,
+        name="distiller",
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        _checks.check_models(teacher, student)
+        self.temperature = _checks.check_schedule(
+            "temperature", temperature, _checks.check_temperature
+        )
+        self.alpha = _checks.check_schedule("alpha", alpha, _checks.check_alpha)
+        self.hint_weight = _checks.check_hint_weight(hint_weight)
+        hints = _checks.check_hints(hints)
+        teacher.trainable = False
+        self.teacher = teacher
+        self.student = student
+        self.hints = [list(pair) for pair in hints]
+        self.distillation_step = self.add_weight(
+            shape=(),
+            dtype="int32",
+            initializer="zeros",
+            trainable=False,
+            aggregation="only_first_replica",
+            name="distillation_step",
+        )
+        self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
+        self.distillation_loss_tracker = keras.metrics.Mean(
+            name="distillation_loss"
+        )
+        self.hint_loss_tracker = (
+            keras.metrics.Mean(name="hint_loss") if hints else None
+        )
+        projections, t_extractor, s_extractor = _checks.build_hints(
+            teacher, student, hints
+        )
+        self.hint_projections = projections
+        # Views onto the teacher's and student's own layers; kept out of
+        # Keras' tracking so their (shared) weights are saved once.
+        object.__setattr__(self, "_teacher_extractor", t_extractor)
+        object.__setattr__(self, "_student_extractor", s_extractor)
+        object.__setattr__(self, "_stashed", None)
+        if teacher.built and student.built:
+            self.built = True
+
+    def build(self, input_shape=None):
+        self.built = True
+
+    def call(self, inputs, training=None):
+        if self._student_extractor is None:
+            return self.student(inputs, training=training)
+        outputs = self._student_extractor(inputs, training=training)
+        logits, features = outputs[0], list(outputs[1:])
+        object.__setattr__(self, "_stashed", (logits, features))
+        return logits
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
+        """Configures training, like `keras.Model.compile`.
+
+        Args:
+            optimizer: The student's optimizer.
+            loss: The student loss on the labels and the student's logits,
+                e.g. `keras.losses.SparseCategoricalCrossentropy(
+                from_logits=True)`. Only `None` when `alpha` is the constant
+                1 (pure distillation, no labels).
+            metrics: Metrics of the student's output.
+            **kwargs: Passed to `keras.Model.compile`.
+        """
+        if loss is None and self.alpha != 1.0:
+            raise ValueError(
+                "Argument `loss` (the student loss on the labels) is "
+                "required unless `alpha` is the constant 1. Received: "
+                f"loss=None with alpha={self.alpha!r}"
+            )
+        super().compile(
+            optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
+        )
+
+    def get_compile_config(self):
+        if self.compiled and hasattr(self, "_compile_config"):
+            return self._compile_config.serialize()
+        return {}
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built and getattr(self, "optimizer", None) is not None:
+            self.optimizer.build(self.trainable_variables)
+
+    def _value(self, schedule, step):
+        if isinstance(schedule, float):
+            return schedule
+        return ops.cast(schedule(step), "float32")
+
+    def _student_features(self, x, y_pred, training):
+        stashed = self._stashed
+        object.__setattr__(self, "_stashed", None)
+        if stashed is not None and stashed[0] is y_pred:
+            return stashed[1]
+        outputs = self._student_extractor(x, training=training)
+        return list(outputs[1:])
+
+    def teacher_outputs(self, x):
+        """The frozen teacher's logits and hint features on a batch `x`."""
+        if self._teacher_extractor is None:
+            return [self.teacher(x, training=False)]
+        return list(self._teacher_extractor(x, training=False))
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        y, cached = _cache.unpack_targets(y)
+        if y_pred is None:
+            y_pred = self(x, training=training)
+        step = ops.convert_to_tensor(self.distillation_step)
+        temperature = self._value(self.temperature, step)
+        alpha = self._value(self.alpha, step)
+        teacher = cached if cached is not None else self.teacher_outputs(x)
+        teacher = [ops.stop_gradient(t) for t in teacher]
+
+        kd = losses.kd_loss(
+            teacher[0], y_pred, temperature, sample_weight=sample_weight
+        )
+        total = alpha * kd
+        student_loss = ops.zeros((), "float32")
+        if self._compile_loss is not None:
+            if y is None:
+                raise ValueError(
+                    "The student loss needs labels `y`; pass them to "
+                    "`fit`/`evaluate`, or use `alpha=1.0` and compile with "
+                    "`loss=None` for pure distillation."
+                )
+            student_loss = ops.cast(
+                self._compile_loss(y, y_pred, sample_weight), "float32"
+            )
+            total = total + (1.0 - alpha) * student_loss
+        if self.hints:
+            features = self._student_features(x, y_pred, training)
+            hint = ops.zeros((), "float32")
+            for projection, t_feat, s_feat in zip(
+                self.hint_projections, teacher[1:], features
+            ):
+                hint = hint + losses.hint_loss(
+                    t_feat, projection(s_feat), sample_weight=sample_weight
+                )
+            total = total + self.hint_weight * hint
+            self.hint_loss_tracker.update_state(hint)
+        for extra in self.losses:
+            total = total + ops.cast(ops.sum(extra), "float32")
+
+        self.student_loss_tracker.update_state(student_loss)
+        self.distillation_loss_tracker.update_state(kd)
+        if training:
+            self.distillation_step.assign_add(1)
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        y, _ = _cache.unpack_targets(y)
+        return super().compute_metrics(x, y, y_pred, sample_weight)
+
+    def fit(self, *args, cache_teacher_outputs=False, **kwargs):
+        """Trains the student, like `keras.Model.fit`.
+
+        Args:
+            *args, **kwargs: As for `keras.Model.fit`.
+            cache_teacher_outputs: If `True`, compute the teacher's outputs
+                once on `x` (and on `validation_data`) before training and
+                reuse them in every epoch. Requires in-memory arrays or
+                tensors; raises `ValueError` for datasets, generators and
+                `PyDataset`s, whose samples may change between epochs.
+        """
+        if not isinstance(cache_teacher_outputs, bool):
+            raise TypeError(
+                "Argument `cache_teacher_outputs` must be a bool. Received: "
+                f"cache_teacher_outputs={cache_teacher_outputs!r}"
+            )
+        if not cache_teacher_outputs:
+            return super().fit(*args, **kwargs)
+        bound = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs)
+        arguments = bound.arguments
+        batch_size = arguments.get("batch_size") or 32
+        x = arguments.get("x")
+        _cache.check_cacheable("x", x)
+        arguments["y"] = _cache.pack_targets(
+            arguments.get("y"), self._predict_teacher(x, batch_size)
+        )
+        validation = arguments.get("validation_data")
+        if validation is not None:
+            arguments["validation_data"] = _cache.pack_validation(
+                validation,
+                lambda xv: self._predict_teacher(xv, batch_size),
+            )
+        return super().fit(*bound.args[1:], **bound.kwargs)
+
+    def _predict_teacher(self, x, batch_size):
+        model = self._teacher_extractor or self.teacher
+        outputs = model.predict(x, batch_size=batch_size, verbose=0)
+        if self._teacher_extractor is None:
+            return [outputs]
+        return list(outputs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            teacher=keras.saving.serialize_keras_object(self.teacher),
+            student=keras.saving.serialize_keras_object(self.student),
+            temperature=_checks.serialize_schedule(self.temperature),
+            alpha=_checks.serialize_schedule(self.alpha),
+            hints=[list(pair) for pair in self.hints],
+            hint_weight=self.hint_weight,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("teacher", "student"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        for key in ("temperature", "alpha"):
+            config[key] = _checks.deserialize_schedule(config[key])
+        return cls(**config)

@@ -1,0 +1,160 @@
+"""The distillation losses as pure functions of tensors.
+
+Hinton's knowledge-distillation term is computed from `log_softmax` of the
+temperature-scaled logits, never from clipped probabilities, so it is exact
+for confident teachers and its gradient never dies.
+"""
+
+from keras import ops
+
+from keras_heuristics import _validation
+
+REDUCTIONS = ("sum_over_batch_size", "none")
+
+
+def _reduce(per_sample, sample_weight, reduction):
+    if sample_weight is not None:
+        sample_weight = ops.cast(sample_weight, per_sample.dtype)
+        while len(sample_weight.shape) > len(per_sample.shape):
+            sample_weight = ops.squeeze(sample_weight, axis=-1)
+        while len(sample_weight.shape) < len(per_sample.shape):
+            sample_weight = ops.expand_dims(sample_weight, axis=-1)
+        per_sample = per_sample * sample_weight
+    if reduction == "none":
+        return per_sample
+    return ops.mean(per_sample)
+
+
+def _check_reduction(reduction):
+    return _validation.check_choice("reduction", reduction, REDUCTIONS)
+
+
+def kd_loss(
+    teacher_logits,
+    student_logits,
+    temperature=1.0,
+    sample_weight=None,
+    reduction="sum_over_batch_size",
+):
+    """Hinton's knowledge-distillation loss, computed from log-softmax.
+
+    With `T` the temperature, `z_t`, `z_s` the teacher's and the student's
+    logits (classes on the last axis) and
+    `log p = log_softmax(z / T)`, the loss of one sample is
+
+    ```
+    L_KD = T^2 * KL(p_t || p_s) = T^2 * sum_c p_t[c] * (log p_t[c] - log p_s[c])
+    ```
+
+    The factor `T^2` keeps the gradient's size independent of `T` (Hinton et
+    al., Sec. 2). Probabilities are never clipped: `p_t = exp(log p_t)` and
+    both logarithms come from `log_softmax`, so the value stays exact (and
+    finite) when the teacher is very confident, and the gradient with respect
+    to the student's logits, `T * (p_s - p_t)`, never vanishes because of a
+    clip. Keras' `keras.losses.KLDivergence()` on `softmax` outputs clips
+    both distributions to `[1e-7, 1]`; the two agree wherever no probability
+    falls below `1e-7`.
+
+    The batch reduction follows Keras' losses: with `sample_weight` `w`,
+    `"sum_over_batch_size"` returns `sum_i w_i * L_i / batch_size`.
+
+    Args:
+        teacher_logits: Tensor of shape `(batch, ..., classes)`. Treated as a
+            target; wrap it in `keras.ops.stop_gradient` if it comes from a
+            model you do not want to train.
+        student_logits: Tensor of the same shape.
+        temperature: Softening temperature `T > 0`, a number or a scalar
+            tensor.
+        sample_weight: Optional tensor of shape `(batch,)` (or of the shape of
+            the logits without the class axis).
+        reduction: `"sum_over_batch_size"` (a scalar) or `"none"` (one value
+            per sample).
+
+    Returns:
+        A scalar tensor, or the per-sample losses with `reduction="none"`.
+
+    Raises:
+        ValueError: If the shapes differ, `temperature <= 0` or `reduction`
+            is unknown.
+
+    Example:
+
+    ```python
+    loss = keras_heuristics.distillation.kd_loss(
+        teacher_logits, student_logits, temperature=4.0)
+    ```
+
+    References:
+        Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural
+        Network", NeurIPS Deep Learning Workshop 2014.
+    """
+    _check_reduction(reduction)
+    if isinstance(temperature, (int, float)):
+        temperature = _validation.check_positive("temperature", temperature)
+    teacher_logits = ops.convert_to_tensor(teacher_logits)
+    student_logits = ops.convert_to_tensor(student_logits)
+    t_shape = tuple(teacher_logits.shape)
+    s_shape = tuple(student_logits.shape)
+    if len(t_shape) != len(s_shape) or any(
+        a is not None and b is not None and a != b
+        for a, b in zip(t_shape, s_shape)
+    ):
+        raise ValueError(
+            "Arguments `teacher_logits` and `student_logits` must have the "
+            f"same shape. Received: teacher_logits.shape={t_shape}, "
+            f"student_logits.shape={s_shape}"
+        )
+    teacher_logits = ops.cast(teacher_logits, "float32")
+    student_logits = ops.cast(student_logits, "float32")
+    temperature = ops.cast(temperature, "float32")
+    log_p_t = ops.log_softmax(teacher_logits / temperature, axis=-1)
+    log_p_s = ops.log_softmax(student_logits / temperature, axis=-1)
+    kl = ops.sum(ops.exp(log_p_t) * (log_p_t - log_p_s), axis=-1)
+    return _reduce(kl * ops.square(temperature), sample_weight, reduction)
+
+
+def hint_loss(
+    teacher_features,
+    student_features,
+    sample_weight=None,
+    reduction="sum_over_batch_size",
+):
+    """FitNets' hint loss: the mean squared difference of two feature maps.
+
+    For one sample with features `h_t` (teacher) and `h_s` (student, already
+    projected to the teacher's width), `L_hint = mean((h_t - h_s)^2)` over all
+    feature entries; the batch reduction is that of `kd_loss`.
+
+    Args:
+        teacher_features: Tensor of shape `(batch, ...)`.
+        student_features: Tensor of the same shape.
+        sample_weight: Optional tensor of shape `(batch,)`.
+        reduction: `"sum_over_batch_size"` or `"none"`.
+
+    Returns:
+        A scalar tensor, or one value per sample with `reduction="none"`.
+
+    Raises:
+        ValueError: If the shapes differ or `reduction` is unknown.
+
+    References:
+        Romero et al., "FitNets: Hints for Thin Deep Nets", ICLR 2015.
+    """
+    _check_reduction(reduction)
+    teacher_features = ops.cast(teacher_features, "float32")
+    student_features = ops.cast(student_features, "float32")
+    t_shape = tuple(teacher_features.shape)
+    s_shape = tuple(student_features.shape)
+    if len(t_shape) != len(s_shape) or any(
+        a is not None and b is not None and a != b
+        for a, b in zip(t_shape[1:], s_shape[1:])
+    ):
+        raise ValueError(
+            "Hint features of teacher and student must have the same shape "
+            f"after projection. Received: teacher shape {t_shape}, student "
+            f"shape {s_shape}"
+        )
+    squared = ops.square(teacher_features - student_features)
+    if len(t_shape) > 1:
+        squared = ops.mean(squared, axis=tuple(range(1, len(t_shape))))
+    return _reduce(squared, sample_weight, reduction)
