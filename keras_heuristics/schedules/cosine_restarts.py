@@ -125,7 +125,9 @@ class CosineRestarts(_base.BaseSchedule):
         start = self._cycle_start_t(cycle)
         length = period * ops.power(self.t_mul, cycle)
         fraction = (step - start) / length
-        cosine = 0.5 * (1.0 + ops.cos(math.pi * fraction))
+        # (1 + cos(pi x)) / 2 written as cos(pi x / 2)**2, which keeps its
+        # relative precision near the end of a cycle in float32.
+        cosine = ops.square(ops.cos(0.5 * math.pi * fraction))
         amplitude = (1.0 - self.alpha) * ops.power(self.m_mul, cycle)
         return self.initial_learning_rate * (self.alpha + amplitude * cosine)
 
