@@ -15,3 +15,29 @@ def wide_float():
 
         return "float64" if jax.config.jax_enable_x64 else "float32"
     return "float64"
+
+
+def compile_function(fn):
+    """`fn` compiled for the active backend (a pure function of tensors).
+
+    `jax.jit` on JAX, `tf.function` on TensorFlow, and on PyTorch `fn` run
+    eagerly without recording gradients.
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.jit(fn)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn, reduce_retracing=True)
+    if backend == "torch":
+        import torch
+
+        def no_grad(*args, **kwargs):
+            with torch.no_grad():
+                return fn(*args, **kwargs)
+
+        return no_grad
+    return fn
