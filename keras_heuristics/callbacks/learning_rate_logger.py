@@ -55,21 +55,23 @@ class LearningRateLogger(keras.callbacks.Callback):
         self.log_dir = _logging.check_log_dir(log_dir)
 
     def on_train_begin(self, logs=None):
-        self._optimizer = _optimizer_of(self.model)
+        optimizer = _optimizer_of(self.model)
         self._writer = _logging.run_writer(self.log_dir, "train")
-        self._schedule = self._optimizer._learning_rate
+        self._schedule = optimizer._learning_rate
         self._is_schedule = isinstance(
             self._schedule, keras.optimizers.schedules.LearningRateSchedule
         )
         self._pending = []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._first_step = int(self._optimizer.iterations)
+        self._first_step = int(_optimizer_of(self.model).iterations)
 
     def on_train_batch_begin(self, batch, logs=None):
         if not self._is_schedule:
-            step = int(self._optimizer.iterations)
-            self._pending.append((step, float(self._optimizer.learning_rate)))
+            # `self.model` brings JAX's in-flight state back to the model,
+            # so the rate read here is the one the next update uses.
+            rate = float(_optimizer_of(self.model).learning_rate)
+            self._pending.append((self._first_step + batch, rate))
 
     def on_epoch_end(self, epoch, logs=None):
         self._write_epoch()
@@ -78,12 +80,13 @@ class LearningRateLogger(keras.callbacks.Callback):
         self._writer.flush()
 
     def _write_epoch(self):
-        last = int(self._optimizer.iterations)
+        optimizer = _optimizer_of(self.model)
+        last = int(optimizer.iterations)
         if self._is_schedule:
             steps = np.arange(self._first_step, last)
             rates = self.rates(self._schedule, steps)
             self._pending = list(zip(steps.tolist(), rates.tolist()))
-        momentum = _momentum_of(self._optimizer)
+        momentum = _momentum_of(optimizer)
         for step, rate in self._pending:
             self._writer.scalar("learning_rate", rate, step)
             if momentum is not None:

@@ -115,9 +115,9 @@ class RestartSnapshots(keras.callbacks.Callback):
                 KerasHeuristicsWarning,
                 stacklevel=2,
             )
-        self._optimizer = optimizer
         self._schedule = schedule
         self._step = int(optimizer.iterations)
+        self._epoch_first_step = self._step
         self._epoch = 0
         self._pending = self._restarts_after(self._step)
 
@@ -133,9 +133,12 @@ class RestartSnapshots(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        self._epoch_first_step = self._step
 
     def on_train_batch_end(self, batch, logs=None):
-        self._step = int(self._optimizer.iterations)
+        # Counted, not read: reading the optimizer's step would make JAX
+        # copy the training state back to the model after every batch.
+        self._step = self._epoch_first_step + batch + 1
         if not self._pending or self._step < self._pending[0]:
             return
         while self._pending and self._pending[0] <= self._step:

@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from keras_heuristics.callbacks import MetricsLogger
+from tests.callbacks._models import ones
+from tests.callbacks._models import unit_gradient_model
+from tests.tensorboard import _read
+
+
+def test_epoch_and_batch_logs(tmp_path):
+    model = unit_gradient_model(0.1)
+    x, y = ones(4)
+    history = model.fit(
+        x,
+        y,
+        batch_size=1,
+        epochs=3,
+        verbose=0,
+        validation_data=(x, y),
+        callbacks=[MetricsLogger(tmp_path, update_freq=2)],
+    )
+    train = _read.scalars(tmp_path, "train", "epoch_loss")
+    np.testing.assert_allclose(
+        [v for _, v in train], history.history["loss"], rtol=1e-6
+    )
+    validation = _read.scalars(tmp_path, "validation", "epoch_loss")
+    np.testing.assert_allclose(
+        [v for _, v in validation], history.history["val_loss"], rtol=1e-6
+    )
+    batches = _read.scalars(tmp_path, "train", "batch_loss")
+    assert [s for s, _ in batches] == [2, 4, 6, 8, 10, 12]
+
+
+def test_validation():
+    with pytest.raises(TypeError, match="update_freq"):
+        MetricsLogger("logs", update_freq="batch")
+    with pytest.raises(ValueError, match="update_freq"):
+        MetricsLogger("logs", update_freq=0)

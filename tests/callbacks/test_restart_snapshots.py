@@ -1,0 +1,97 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_heuristics.callbacks import RestartSnapshots
+from keras_heuristics.schedules import CosineRestarts
+from keras_heuristics.schedules import Warmup
+from tests.callbacks._models import ones
+from tests.callbacks._models import unit_gradient_model
+from tests.callbacks._models import weight
+from tests.schedules.reference_values import REFERENCE
+
+
+def _closed_form_weight(rates, steps):
+    return -float(np.sum(rates[:steps]))
+
+
+def test_saves_the_iterate_before_each_restart(tmp_path):
+    # torch's CosineAnnealingWarmRestarts(T_0=10, T_mult=2) restarts at
+    # updates 10 and 30: the weights after 10 and 30 updates are the
+    # snapshots, w = -sum of the rates used so far.
+    rates = np.array(REFERENCE["torch_cawr_T10_m2_min1e-3"])
+    model = unit_gradient_model(CosineRestarts(0.1, 10, t_mul=2.0, alpha=0.01))
+    callback = RestartSnapshots(
+        str(tmp_path / "snap_{index}_{step}.weights.h5")
+    )
+    x, y = ones(7)
+    model.fit(
+        x,
+        y,
+        batch_size=1,
+        epochs=5,
+        shuffle=False,
+        verbose=0,
+        callbacks=[callback],
+    )
+    assert callback.steps == [10, 30]
+    assert [p.rsplit("/", 1)[-1] for p in callback.snapshots] == [
+        "snap_0_10.weights.h5",
+        "snap_1_30.weights.h5",
+    ]
+    clone = keras.models.clone_model(model)
+    for path, step in zip(callback.snapshots, callback.steps):
+        clone.load_weights(path)
+        assert weight(clone) == pytest.approx(
+            _closed_form_weight(rates, step), rel=1e-5
+        )
+    # The ensemble of a linear model is the model with the mean weight.
+    mean = np.mean([_closed_form_weight(rates, s) for s in (10, 30)])
+    predictions = callback.predict_ensemble(model, np.ones((2, 1), "float32"))
+    np.testing.assert_allclose(predictions, mean, rtol=1e-5)
+    last = callback.predict_ensemble(model, np.ones((1, 1), "float32"), last=1)
+    np.testing.assert_allclose(last, _closed_form_weight(rates, 30), rtol=1e-5)
+
+
+def test_warmup_prefix_shifts_the_snapshots(tmp_path):
+    schedule = Warmup(CosineRestarts(0.1, 4, t_mul=1.0), 3)
+    model = unit_gradient_model(schedule)
+    callback = RestartSnapshots(
+        tmp_path / "s{index}.weights.h5", save_final=True
+    )
+    x, y = ones(13)
+    model.fit(x, y, batch_size=1, verbose=0, callbacks=[callback])
+    assert callback.steps == [7, 11, 13]
+
+
+def test_needs_a_restarting_schedule(tmp_path):
+    model = unit_gradient_model(0.1)
+    x, y = ones(2)
+    with pytest.raises(ValueError, match="restarts"):
+        model.fit(
+            x,
+            y,
+            verbose=0,
+            callbacks=[RestartSnapshots(tmp_path / "s{index}.weights.h5")],
+        )
+
+
+@pytest.mark.parametrize(
+    "args, error, match",
+    [
+        (("snap.h5",), ValueError, ".weights.h5"),
+        (("snap.weights.h5",), ValueError, "{index}"),
+        (("snap_{cycle}.weights.h5",), ValueError, "fields"),
+        ((3,), TypeError, "filepath"),
+        (("s{index}.weights.h5", 0.1), TypeError, "restart_steps"),
+    ],
+)
+def test_validation(args, error, match):
+    with pytest.raises(error, match=match):
+        RestartSnapshots(*args)
+
+
+def test_ensemble_needs_snapshots(tmp_path):
+    callback = RestartSnapshots(tmp_path / "s{index}.weights.h5")
+    with pytest.raises(ValueError, match="No snapshot"):
+        callback.predict_ensemble(unit_gradient_model(0.1), np.ones((1, 1)))
