@@ -40,8 +40,8 @@ export function heatmap(values, options) {
   const right = 6;
   const maxWidth = options.maxWidth ?? 760;
   const maxHeight = options.maxHeight ?? 560;
-  let cw = clamp(Math.floor((maxWidth - left - right) / cols.length), 1, 40);
-  let ch = clamp(Math.floor((maxHeight - top - bottom) / rows.length), 2, 28);
+  let cw = clamp(Math.floor((maxWidth - left - right) / cols.length), 1, 48);
+  let ch = clamp(Math.floor((maxHeight - top - bottom) / rows.length), 2, 48);
   if (options.square) cw = ch = Math.min(cw, ch);
   ch = Math.max(ch, 2);
   const width = left + cols.length * cw + right;
@@ -120,6 +120,8 @@ export function heatmap(values, options) {
     cursor.hidden = tooltip.hidden = true;
   });
 
-  const bar = colourBar(scale, Math.min(rows.length * ch, 300), options.scaleTitle);
+  const bar = colourBar(
+    scale, clamp(rows.length * ch, 160, 320), options.scaleTitle,
+  );
   return el('div', { class: 'kh-heatmap' }, plot, bar);
 }

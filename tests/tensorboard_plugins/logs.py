@@ -167,3 +167,101 @@ def write_logdir(root):
                 cols=[IMG_RUN, "d"],
             )
     return written
+
+
+def write_demo_logdir(root, layers=24, steps=200, restart_every=50):
+    """Writes a larger, paper-shaped logdir for screenshots and smoothness.
+
+    Synthetic values shaped like Gotmare et al. (2019): a distilled student
+    is more similar to its teacher in the deeper layers than an
+    independently trained one; deeper layers settle later and move more at
+    each learning-rate restart; the loss is low along the connecting curve
+    and high halfway along the straight line.
+    """
+    root = os.fspath(root)
+    names = [f"block{i // 3 + 1}_conv{i % 3 + 1}" for i in range(layers - 2)]
+    names += ["dense", "logits"]
+    teacher = [f"teacher_{n}" for n in names]
+    depth = np.linspace(0.0, 1.0, layers)
+    epochs = np.arange(steps)
+    rng = np.random.default_rng(0)
+    for run, pull in [("distilled_student", 0.6), ("independent_student", 0.0)]:
+        with SummaryWriter(os.path.join(root, run)) as writer:
+            for step in epochs:
+                progress = 1.0 - np.exp(-step / (0.2 * steps))
+                band = np.exp(-((depth[:, None] - depth[None, :]) ** 2) / 0.02)
+                agreement = 0.9 - (0.6 - pull * 0.5) * depth[:, None]
+                matrix = np.clip(
+                    band * agreement * (0.4 + 0.6 * progress)
+                    + 0.03 * rng.standard_normal((layers, layers)),
+                    0.0,
+                    1.0,
+                )
+                schema.write_similarity_matrix(
+                    writer,
+                    "student_vs_teacher",
+                    matrix,
+                    int(step),
+                    metric="linear_cka",
+                    rows=names,
+                    cols=teacher,
+                    row_label="student",
+                    col_label="teacher",
+                    reference="teacher",
+                )
+                since = step % restart_every
+                settle = 1.0 - np.exp(-(since + 1) / (2 + 20 * depth))
+                final = (step + 1) / steps
+                values = np.clip(
+                    0.35
+                    + 0.6 * final * (1.0 - 0.5 * depth)
+                    + 0.3 * settle * final
+                    - 0.25 * depth * (since < 3),
+                    0.0,
+                    1.0,
+                )
+                schema.write_similarity_layers(
+                    writer,
+                    "self_vs_final",
+                    values,
+                    int(step),
+                    metric="linear_cka",
+                    layers=names,
+                    reference="final epoch",
+                )
+    with SummaryWriter(os.path.join(root, "connectivity")) as writer:
+        t = np.linspace(0.0, 1.0, 41)
+        bump = 4.0 * t * (1.0 - t)
+        for path, height in [("curve", 0.08), ("line", 2.2)]:
+            loss = 0.05 + height * bump + 0.02 * np.sin(9 * t) ** 2
+            schema.write_profile(
+                writer,
+                f"{path}_profile",
+                t,
+                {"loss": loss, "accuracy": 0.985 - 0.35 * height * bump / 2.2},
+                path=path,
+            )
+        x = np.linspace(-0.4, 1.4, 61)
+        y = np.linspace(-0.5, 1.3, 61)
+        xx, yy = np.meshgrid(x, y)
+        valley = yy - 2.0 * xx * (1.0 - xx)
+        loss = (
+            0.05
+            + 4.0 * valley**2
+            + 0.6 * (xx - 0.5) ** 2 * (xx < 0)
+            + (0.6 * np.maximum(0.0, -xx) + 0.6 * np.maximum(0.0, xx - 1.0))
+        )
+        s = np.linspace(0.0, 1.0, 25)
+        schema.write_plane(
+            writer,
+            "plane",
+            x,
+            y,
+            {"loss": loss, "accuracy": 1.0 - np.tanh(loss)},
+            points={"start": (0.0, 0.0), "bend": (0.5, 1.0), "end": (1.0, 0.0)},
+            curve=[(a, 2.0 * a * (1.0 - a)) for a in s],
+            projected=[
+                {"name": "snapshot 2", "xy": (0.32, 0.38), "distance": 0.2},
+                {"name": "snapshot 3", "xy": (0.7, 0.45), "distance": 0.3},
+            ],
+        )

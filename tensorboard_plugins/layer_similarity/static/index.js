@@ -4,7 +4,7 @@
 
 import { heatmap } from './static/heatmap.js';
 import {
-  colormaps, el, extent, fetchJSON, format, loadStyle, message, select, setReady,
+  colormaps, el, extent, fetchJSON, loadStyle, message, select, setReady,
 } from './static/ui.js';
 
 const PREFIX = 'layer_similarity/';
@@ -47,7 +47,12 @@ function chooseRun(run) {
   state.run = run;
   const tags = Object.keys(state.runs[run]);
   if (!tags.includes(state.tag)) {
-    state.tag = tags.find((t) => !state.runs[run][t].error) ?? tags[0];
+    // Matrices first, then per-layer series, then what cannot be shown.
+    const rank = (t) => {
+      const info = state.runs[run][t];
+      return info.error ? 2 : info.kind === 'matrix' ? 0 : 1;
+    };
+    state.tag = [...tags].sort((a, b) => rank(a) - rank(b))[0];
   }
   chooseTag(state.tag);
 }
@@ -248,10 +253,8 @@ async function showLayers(token) {
   // Rows are layers, columns are steps.
   const values = c.layers.map((_, l) => columns.map((col) => col[l]));
   const step = steps[state.stepIndex];
-  const atStep = columns[state.stepIndex];
   dom.info.textContent = `${what}: ${c.metric || 'similarity'} of each layer with `
-    + `${c.reference || 'its reference'}, over steps. At step ${step}: `
-    + c.layers.map((name, l) => `${name} ${format(atStep[l])}`).join(', ');
+    + `${c.reference || 'its reference'}, over steps; step ${step} outlined.`;
   const scale = scaleFor(values, Boolean(state.compare));
   dom.view.replaceChildren(heatmap(values, {
     rows: c.layers, cols: steps.map(String), rowTitle: 'layer', colTitle: 'step',
