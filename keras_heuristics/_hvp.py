@@ -93,8 +93,8 @@ def sync_state(model):
 
 
 def weight_values(model):
-    """Current values of the model's trainable weights, as tensors."""
-    return [ops.convert_to_tensor(v.value) for v in model.trainable_variables]
+    """Snapshots (copies) of the model's trainable weights, as tensors."""
+    return [ops.copy(v.value) for v in model.trainable_variables]
 
 
 def loss_function(model, x, y, sample_weight=None, training=True):
@@ -124,6 +124,9 @@ def loss_function(model, x, y, sample_weight=None, training=True):
             value = value + ops.cast(extra, value.dtype)
         return value
 
+    if not getattr(model._compile_loss, "built", True):
+        # Build the loss (and its trackers) eagerly, outside any trace.
+        loss(weight_values(model))
     return loss
 
 

@@ -105,9 +105,7 @@ def find_initial_learning_rate(
     start = _validation.check_positive(
         "start_learning_rate", start_learning_rate
     )
-    tolerance = _validation.check_non_negative(
-        "loss_tolerance", loss_tolerance
-    )
+    tolerance = _validation.check_non_negative("loss_tolerance", loss_tolerance)
     relative = _validation.check_number(
         "relative_tolerance", relative_tolerance
     )
@@ -173,7 +171,9 @@ def find_initial_learning_rate(
     )
 
 
-def catapult_warmup(critical_rate, target_learning_rate, warmup_steps, schedule=None):
+def catapult_warmup(
+    critical_rate, target_learning_rate, warmup_steps, schedule=None
+):
     """The linear warmup that starts at `critical_rate` with the slope of a
     warmup from 0 to `target_learning_rate` over `warmup_steps` steps.
 
@@ -209,7 +209,11 @@ def catapult_warmup(critical_rate, target_learning_rate, warmup_steps, schedule=
 
 
 def _one_step_loss(model, loss_at, weights, gradients):
-    """`eta -> L(w_0 + U(g_0; eta))` with a fresh copy of the optimizer."""
+    """`eta -> L(w_0 + U(g_0; eta))` with a fresh copy of the optimizer.
+
+    The copy updates scratch copies of the weights (TensorFlow's optimizers
+    have no stateless update), reset before each trial.
+    """
     optimizer = model.optimizer
     optimizer = getattr(optimizer, "inner_optimizer", optimizer)
     config = optimizer.get_config()
@@ -217,21 +221,21 @@ def _one_step_loss(model, loss_at, weights, gradients):
     config["gradient_accumulation_steps"] = None
     config["use_ema"] = False
     copy = type(optimizer).from_config(config)
-    copy.build(model.trainable_variables)
-    index = next(
-        i for i, v in enumerate(copy.variables) if v is copy._learning_rate
-    )
-    state = [ops.convert_to_tensor(v.value) for v in copy.variables]
-    dtype = copy._learning_rate.dtype
+    scratch = [
+        keras.Variable(ops.copy(w), trainable=True, name=v.name)
+        for w, v in zip(weights, model.trainable_variables)
+    ]
+    copy.build(scratch)
+    state = [ops.copy(v.value) for v in copy.variables]
 
     def step_loss(rate):
-        values = list(state)
-        values[index] = ops.convert_to_tensor(rate, dtype=dtype)
-        new_weights, _ = copy.stateless_apply(values, gradients, weights)
+        for variable, value in zip(scratch, weights):
+            variable.assign(ops.copy(value))
+        for variable, value in zip(copy.variables, state):
+            variable.assign(ops.copy(value))
+        copy.learning_rate = rate
+        copy.apply(gradients, scratch)
+        new_weights = [ops.copy(v.value) for v in scratch]
         return float(ops.convert_to_numpy(loss_at(new_weights)))
 
     return step_loss
-
-
-__all__ = ["catapult_warmup", "find_initial_learning_rate"]
-_ = keras
