@@ -22,7 +22,7 @@ def check_hint_weight(value):
 def check_schedule(name, value, check):
     """A constant (checked, as float) or a schedule (checked at step 0)."""
     if isinstance(value, Schedule):
-        first = float(keras.ops.convert_to_numpy(value(0)))
+        first = float(value(0))
         try:
             check(f"{name}(0)", first)
         except ValueError as error:

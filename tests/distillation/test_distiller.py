@@ -1,0 +1,262 @@
+"""`Distiller`: loss values against NumPy and against Keras' own distiller,
+the frozen teacher, saving, schedules and sample weights."""
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from keras_heuristics.distillation import Distiller
+from keras_heuristics.schedules import LinearDecay
+from tests.distillation import _reference as ref
+
+SCCE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _models(batch_norm=False, dropout=0.0):
+    teacher = ref.mlp(
+        16, name="teacher", batch_norm=batch_norm, dropout=dropout
+    )
+    student = ref.mlp(6, name="student")
+    return teacher, student
+
+
+def _expected_total(teacher, student, x, y, temperature, alpha, w=None):
+    zt = teacher.predict(x, verbose=0)
+    zs = student.predict(x, verbose=0)
+    kd = ref.weighted_mean(ref.kd_per_sample(zt, zs, temperature), w)
+    ce = ref.weighted_mean(ref.sparse_ce(y, zs), w)
+    return alpha * kd + (1 - alpha) * ce, kd, ce
+
+
+def test_evaluate_matches_numpy_formula():
+    teacher, student = _models()
+    x, y = ref.data()
+    distiller = Distiller(teacher, student, temperature=4.0, alpha=0.3)
+    distiller.compile(optimizer="sgd", loss=SCCE)
+    logs = distiller.evaluate(
+        x, y, batch_size=len(x), verbose=0, return_dict=True
+    )
+    total, kd, ce = _expected_total(teacher, student, x, y, 4.0, 0.3)
+    np.testing.assert_allclose(logs["loss"], total, rtol=1e-5)
+    np.testing.assert_allclose(logs["distillation_loss"], kd, rtol=1e-5)
+    np.testing.assert_allclose(logs["student_loss"], ce, rtol=1e-5)
+
+
+def test_sample_weight_is_honoured():
+    teacher, student = _models()
+    x, y = ref.data()
+    w = np.linspace(0.0, 2.0, len(x)).astype("float32")
+    distiller = Distiller(teacher, student, temperature=2.0, alpha=0.6)
+    distiller.compile(optimizer="sgd", loss=SCCE)
+    logs = distiller.evaluate(
+        x, y, sample_weight=w, batch_size=len(x), verbose=0, return_dict=True
+    )
+    total, kd, ce = _expected_total(teacher, student, x, y, 2.0, 0.6, w)
+    np.testing.assert_allclose(logs["loss"], total, rtol=1e-5)
+    np.testing.assert_allclose(logs["distillation_loss"], kd, rtol=1e-5)
+
+
+def test_equals_keras_distiller_with_kl_divergence_instance():
+    # Keras' keras.distillation.Distiller computes Hinton's loss only with a
+    # `KLDivergence()` instance; its `student_loss_weight` is our 1 - alpha.
+    temperature, alpha = 3.0, 0.7
+    teacher, student = _models()
+    keras_student = ref.copy_of(student)
+    x, y = ref.data(n=48)
+
+    ours = Distiller(teacher, student, temperature=temperature, alpha=alpha)
+    ours.compile(optimizer=keras.optimizers.SGD(0.5), loss=SCCE)
+    theirs = keras.distillation.Distiller(
+        teacher=teacher,
+        student=keras_student,
+        distillation_losses=keras.distillation.LogitsDistillation(
+            temperature=temperature, loss=keras.losses.KLDivergence()
+        ),
+        student_loss_weight=1.0 - alpha,
+    )
+    theirs.compile(optimizer=keras.optimizers.SGD(0.5), loss=SCCE)
+
+    kw = dict(batch_size=16, verbose=0, return_dict=True)
+    a = ours.evaluate(x, y, **kw)
+    b = theirs.evaluate(x, y, **kw)
+    np.testing.assert_allclose(a["loss"], b["total_loss"], rtol=1e-5)
+    np.testing.assert_allclose(
+        a["distillation_loss"], b["distillation_loss"], rtol=1e-5
+    )
+    np.testing.assert_allclose(a["student_loss"], b["student_loss"], rtol=1e-5)
+
+    # Same updates: three SGD steps in the same order.
+    kw = dict(batch_size=16, epochs=1, shuffle=False, verbose=0)
+    ours.fit(x, y, **kw)
+    theirs.fit(x, y, **kw)
+    for w_ours, w_theirs in zip(
+        ref.weights(student), ref.weights(keras_student)
+    ):
+        np.testing.assert_allclose(w_ours, w_theirs, rtol=1e-4, atol=1e-6)
+
+
+def test_teacher_frozen_weights_and_batch_norm_statistics():
+    teacher, student = _models(batch_norm=True, dropout=0.5)
+    x, y = ref.data()
+    before = ref.weights(teacher)
+    student_before = ref.weights(student)
+    distiller = Distiller(teacher, student, temperature=2.0, alpha=0.5)
+    assert teacher.trainable is False
+    trainable = {id(v) for v in distiller.trainable_variables}
+    assert not any(id(v) in trainable for v in teacher.weights)
+    distiller.compile(optimizer=keras.optimizers.Adam(0.05), loss=SCCE)
+    distiller.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    for a, b in zip(before, ref.weights(teacher)):
+        np.testing.assert_array_equal(a, b)  # includes moving mean/variance
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(student_before, ref.weights(student))
+    )
+    # The student is a plain model: its predictions are the distiller's.
+    np.testing.assert_allclose(
+        student.predict(x, verbose=0), distiller.predict(x, verbose=0)
+    )
+
+
+def test_save_load_and_train_on_without_compile(tmp_path):
+    teacher, student = _models(batch_norm=True)
+    x, y = ref.data()
+    distiller = Distiller(
+        teacher,
+        student,
+        temperature=LinearDecay(4.0, 10, end_learning_rate=1.0),
+        alpha=0.25,
+    )
+    distiller.compile(
+        optimizer=keras.optimizers.Adam(0.01), loss=SCCE, metrics=["accuracy"]
+    )
+    distiller.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    path = str(tmp_path / "distiller.keras")
+    distiller.save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        loaded = keras.models.load_model(path)
+    assert isinstance(loaded, Distiller)
+    assert int(keras.ops.convert_to_numpy(loaded.distillation_step)) == 4
+    assert loaded.alpha == 0.25
+    assert isinstance(loaded.temperature, LinearDecay)
+    np.testing.assert_allclose(
+        loaded.predict(x, verbose=0), distiller.predict(x, verbose=0)
+    )
+    kw = dict(verbose=0, return_dict=True, batch_size=len(x))
+    np.testing.assert_allclose(
+        loaded.evaluate(x, y, **kw)["loss"],
+        distiller.evaluate(x, y, **kw)["loss"],
+        rtol=1e-5,
+    )
+    # Both continue identically: optimizer state was restored too.
+    kw = dict(epochs=1, batch_size=16, shuffle=False, verbose=0)
+    history = loaded.fit(x, y, **kw)
+    distiller.fit(x, y, **kw)
+    assert {"loss", "student_loss", "distillation_loss", "accuracy"} <= set(
+        history.history
+    )
+    for a, b in zip(ref.weights(loaded.student), ref.weights(student)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert not loaded.teacher.trainable
+
+
+def test_schedules_of_the_step():
+    # After 8 training batches: T = 4 + (1 - 4) * 8/10, alpha = 0.6 * 8/12.
+    teacher, student = _models()
+    x, y = ref.data()
+    distiller = Distiller(
+        teacher,
+        student,
+        temperature=LinearDecay(4.0, 10, end_learning_rate=1.0),
+        alpha=LinearDecay(0.0, 12, end_learning_rate=0.6),
+    )
+    distiller.compile(optimizer=keras.optimizers.SGD(0.01), loss=SCCE)
+    distiller.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    assert int(keras.ops.convert_to_numpy(distiller.distillation_step)) == 8
+    logs = distiller.evaluate(
+        x, y, batch_size=len(x), verbose=0, return_dict=True
+    )
+    total, kd, _ = _expected_total(teacher, student, x, y, 1.6, 0.4)
+    np.testing.assert_allclose(logs["distillation_loss"], kd, rtol=1e-5)
+    np.testing.assert_allclose(logs["loss"], total, rtol=1e-5)
+
+
+def test_pure_distillation_without_labels():
+    teacher, student = _models()
+    x, _ = ref.data()
+    distiller = Distiller(teacher, student, temperature=2.0, alpha=1.0)
+    distiller.compile(optimizer="sgd")
+    logs = distiller.evaluate(x, batch_size=len(x), verbose=0, return_dict=True)
+    kd = ref.kd_per_sample(
+        teacher.predict(x, verbose=0), student.predict(x, verbose=0), 2.0
+    ).mean()
+    np.testing.assert_allclose(logs["loss"], kd, rtol=1e-5)
+    distiller.fit(x, epochs=1, batch_size=32, verbose=0)
+
+
+def test_config_round_trip():
+    teacher, student = _models()
+    distiller = Distiller(
+        teacher, student, temperature=LinearDecay(3.0, 5), alpha=0.4
+    )
+    config = distiller.get_config()
+    clone = Distiller.from_config(config)
+    assert clone.alpha == 0.4
+    assert clone.temperature.get_config() == distiller.temperature.get_config()
+    assert clone.get_config()["hints"] == []
+
+
+class TestErrors:
+    def test_output_shapes_differ(self):
+        teacher = ref.mlp(8, classes=5)
+        student = ref.mlp(4, classes=3)
+        with pytest.raises(ValueError, match="same shape"):
+            Distiller(teacher, student)
+
+    @pytest.mark.parametrize("alpha", [-0.1, 1.5])
+    def test_alpha_out_of_range(self, alpha):
+        with pytest.raises(ValueError, match="alpha"):
+            Distiller(*_models(), alpha=alpha)
+
+    @pytest.mark.parametrize("temperature", [0.0, -2.0])
+    def test_temperature_not_positive(self, temperature):
+        with pytest.raises(ValueError, match="temperature"):
+            Distiller(*_models(), temperature=temperature)
+
+    def test_schedule_out_of_range_at_step_zero(self):
+        with pytest.raises(ValueError, match="alpha"):
+            Distiller(*_models(), alpha=LinearDecay(2.0, 10))
+
+    @pytest.mark.parametrize("value", ["3", None, True])
+    def test_temperature_wrong_type(self, value):
+        with pytest.raises(TypeError, match="temperature"):
+            Distiller(*_models(), temperature=value)
+
+    def test_student_is_teacher(self):
+        model = ref.mlp(8)
+        with pytest.raises(ValueError, match="different models"):
+            Distiller(model, model)
+
+    def test_student_shares_teacher_weights(self):
+        teacher = ref.mlp(8)
+        student = keras.Model(teacher.inputs, teacher.outputs)
+        with pytest.raises(ValueError, match="shares weights"):
+            Distiller(teacher, student)
+
+    def test_not_a_model(self):
+        with pytest.raises(TypeError, match="teacher"):
+            Distiller(keras.layers.Dense(3), ref.mlp(4))
+
+    def test_missing_student_loss(self):
+        distiller = Distiller(*_models(), alpha=0.5)
+        with pytest.raises(ValueError, match="loss"):
+            distiller.compile(optimizer="sgd")
+
+    def test_bad_hints(self):
+        with pytest.raises(ValueError, match="no layer named"):
+            Distiller(*_models(), hints=[("hidden", "nope")])
+        with pytest.raises(TypeError, match="hints"):
+            Distiller(*_models(), hints="hidden")

@@ -1,0 +1,109 @@
+"""`kd_loss` and `hint_loss` against NumPy float64 formulas."""
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from keras_heuristics.distillation import hint_loss
+from keras_heuristics.distillation import kd_loss
+from tests.distillation import _reference as ref
+
+
+def _np(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 4.0, 20.0])
+def test_kd_loss_matches_numpy(rng, temperature):
+    zt = rng.normal(scale=3.0, size=(8, 10)).astype("float32")
+    zs = rng.normal(scale=3.0, size=(8, 10)).astype("float32")
+    expected = ref.kd_per_sample(zt, zs, temperature).mean()
+    got = _np(kd_loss(zt, zs, temperature))
+    np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-6)
+
+
+def test_kd_loss_is_zero_for_equal_logits(rng):
+    z = rng.normal(size=(4, 7)).astype("float32")
+    assert abs(float(_np(kd_loss(z, z, 3.0)))) < 1e-6
+
+
+def test_kd_loss_exact_for_a_confident_teacher():
+    # Teacher probabilities down to exp(-200): a 1e-7 clip would change the
+    # value; log-softmax keeps it exact and finite.
+    zt = np.array([[200.0, 0.0, -100.0], [0.0, 150.0, 0.0]], "float32")
+    zs = np.array([[0.0, 5.0, 1.0], [2.0, -1.0, 60.0]], "float32")
+    got = _np(kd_loss(zt, zs, 1.0, reduction="none"))
+    np.testing.assert_allclose(got, ref.kd_per_sample(zt, zs, 1.0), rtol=1e-5)
+    assert np.all(np.isfinite(got))
+
+
+def test_kd_loss_sample_weight_and_reduction(rng):
+    zt = rng.normal(size=(6, 4)).astype("float32")
+    zs = rng.normal(size=(6, 4)).astype("float32")
+    w = np.array([1.0, 0.0, 2.0, 0.5, 1.0, 3.0], "float32")
+    per_sample = ref.kd_per_sample(zt, zs, 2.0)
+    np.testing.assert_allclose(
+        _np(kd_loss(zt, zs, 2.0, sample_weight=w)),
+        ref.weighted_mean(per_sample, w),
+        rtol=2e-5,
+    )
+    np.testing.assert_allclose(
+        _np(kd_loss(zt, zs, 2.0, reduction="none")), per_sample, rtol=2e-5
+    )
+
+
+def test_kd_loss_sequence_outputs(rng):
+    zt = rng.normal(size=(3, 5, 4)).astype("float32")
+    zs = rng.normal(size=(3, 5, 4)).astype("float32")
+    w = np.array([1.0, 0.0, 2.0], "float32")
+    per_position = ref.kd_per_sample(zt, zs, 2.0)
+    expected = (per_position * w[:, None]).mean()
+    got = _np(kd_loss(zt, zs, 2.0, sample_weight=w))
+    np.testing.assert_allclose(got, expected, rtol=2e-5)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    temperature=st.floats(0.2, 30.0),
+    scale=st.floats(0.01, 30.0),
+    seed=st.integers(0, 1000),
+)
+def test_kd_loss_property(temperature, scale, seed):
+    r = np.random.default_rng(seed)
+    zt = (scale * r.normal(size=(5, 6))).astype("float32")
+    zs = (scale * r.normal(size=(5, 6))).astype("float32")
+    expected = ref.kd_per_sample(zt, zs, temperature)
+    got = _np(kd_loss(zt, zs, temperature, reduction="none"))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    assert np.all(got >= -1e-5)
+
+
+def test_hint_loss_matches_numpy(rng):
+    ht = rng.normal(size=(4, 3, 3, 5)).astype("float32")
+    hs = rng.normal(size=(4, 3, 3, 5)).astype("float32")
+    w = np.array([1.0, 2.0, 0.0, 1.0], "float32")
+    per_sample = ((ht.astype("float64") - hs) ** 2).mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(
+        _np(hint_loss(ht, hs, sample_weight=w)),
+        ref.weighted_mean(per_sample, w),
+        rtol=2e-5,
+    )
+
+
+@pytest.mark.parametrize("temperature", [0.0, -1.0])
+def test_kd_loss_rejects_non_positive_temperature(temperature):
+    z = np.zeros((2, 3), "float32")
+    with pytest.raises(ValueError, match="temperature"):
+        kd_loss(z, z, temperature)
+
+
+def test_losses_reject_bad_shapes_and_reduction():
+    with pytest.raises(ValueError, match="same shape"):
+        kd_loss(np.zeros((2, 3)), np.zeros((2, 4)), 1.0)
+    with pytest.raises(ValueError, match="same shape"):
+        hint_loss(np.zeros((2, 3)), np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="reduction"):
+        kd_loss(np.zeros((2, 3)), np.zeros((2, 3)), 1.0, reduction="sum")
