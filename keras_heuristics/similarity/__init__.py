@@ -1,0 +1,32 @@
+"""Representation similarity: CCA, SVCCA, PWCCA and CKA on any backend.
+
+Metrics take activation matrices of shape `(num_examples, num_features)`
+and return backend tensors; `similarity_matrix` compares the layers of two
+models and returns a NumPy array.
+"""
+
+from keras_heuristics.similarity.canonical import cca
+from keras_heuristics.similarity.canonical import pwcca
+from keras_heuristics.similarity.canonical import svcca
+from keras_heuristics.similarity.capture import ActivationCapture
+from keras_heuristics.similarity.capture import layer_names
+from keras_heuristics.similarity.kernel_alignment import linear_cka
+from keras_heuristics.similarity.kernel_alignment import rbf_cka
+from keras_heuristics.similarity.matrix import METRICS
+from keras_heuristics.similarity.matrix import pairwise_matrix
+from keras_heuristics.similarity.matrix import similarity_matrix
+from keras_heuristics.similarity.spatial import reduce_spatial
+
+__all__ = [
+    "METRICS",
+    "ActivationCapture",
+    "cca",
+    "layer_names",
+    "linear_cka",
+    "pairwise_matrix",
+    "pwcca",
+    "rbf_cka",
+    "reduce_spatial",
+    "similarity_matrix",
+    "svcca",
+]

@@ -1,0 +1,107 @@
+"""Checks and conversions shared by the similarity metrics.
+
+Activations arrive as NumPy arrays or backend tensors of shape
+`(num_examples, num_features)`; everything here keeps them on the active
+backend's device as float32 tensors. Small `(d, d)` statistics are cast to
+`_backend.wide_float()` before any factorisation.
+"""
+
+import keras
+from keras import ops
+
+from keras_heuristics import _backend
+
+
+def wide():
+    return _backend.wide_float()
+
+
+def as_matrix(name, x, min_examples=2):
+    """Converts `x` to a float32 tensor of shape (n, d) and checks it.
+
+    Raises:
+        TypeError: if `x` is not array-like.
+        ValueError: if `x` is not 2-D, has too few rows, no features, or
+            holds NaN or infinite values.
+    """
+    if x is None or isinstance(x, (str, bytes, dict)):
+        raise TypeError(
+            f"Argument `{name}` must be an array of activations of shape "
+            f"(num_examples, num_features). Received: {name}={x!r}"
+        )
+    try:
+        x = ops.convert_to_tensor(x)
+    except Exception as error:
+        raise TypeError(
+            f"Argument `{name}` must be an array of activations of shape "
+            f"(num_examples, num_features). Received an object of type "
+            f"{type(x).__name__}"
+        ) from error
+    shape = tuple(x.shape)
+    if len(shape) != 2:
+        hint = ""
+        if len(shape) > 2:
+            hint = (
+                " For convolutional (n, h, w, c) or sequence (n, t, c) "
+                "activations, choose a treatment with "
+                "`keras_heuristics.similarity.reduce_spatial(x, "
+                'mode="positions" | "pool")` first.'
+            )
+        raise ValueError(
+            f"Argument `{name}` must have shape (num_examples, num_features)."
+            f" Received: {name}.shape={shape}.{hint}"
+        )
+    if shape[1] == 0:
+        raise ValueError(
+            f"Argument `{name}` has no features. Received: {name}.shape={shape}"
+        )
+    if shape[0] < min_examples:
+        raise ValueError(
+            f"Argument `{name}` must hold at least {min_examples} examples "
+            f"(rows). Received: {name}.shape={shape}"
+        )
+    if not keras.backend.is_float_dtype(x.dtype):
+        x = ops.cast(x, "float32")
+    elif keras.backend.standardize_dtype(x.dtype) != "float32":
+        x = ops.cast(x, "float32")
+    if not bool(ops.all(ops.isfinite(x))):
+        raise ValueError(
+            f"Argument `{name}` holds NaN or infinite values; similarity is "
+            "undefined for them. Check the activations (a diverged model?)."
+        )
+    return x
+
+
+def check_pair(x, y, min_examples=2):
+    x = as_matrix("x", x, min_examples)
+    y = as_matrix("y", y, min_examples)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(
+            "Arguments `x` and `y` must hold the same examples (same number "
+            f"of rows). Received: x.shape={tuple(x.shape)}, "
+            f"y.shape={tuple(y.shape)}"
+        )
+    return x, y
+
+
+def centre(x):
+    """Subtracts the column means (float32, on the device)."""
+    return x - ops.mean(x, axis=0, keepdims=True)
+
+
+def gram(a, b=None):
+    """`aᵀb` computed in float32 on the device, returned in the wide float."""
+    b = a if b is None else b
+    return ops.cast(ops.matmul(ops.transpose(a), b), wide())
+
+
+def to_numpy_indices(mask):
+    """Indices where a small boolean tensor is true, as a host array."""
+    import numpy as np
+
+    return np.flatnonzero(ops.convert_to_numpy(mask))
+
+
+def mm(a, b):
+    """Matrix product that keeps float64 (Keras' torch `matmul` does not)."""
+    return ops.einsum("ij,jk->ik", a, b)

@@ -1,0 +1,199 @@
+"""Capturing the activations of chosen layers with one forward pass.
+
+For functional and Sequential models a second Keras model is built once,
+with the same inputs and the chosen layers' outputs as outputs, and run on
+the probe data batch by batch: one forward pass gives every layer.
+
+Subclassed models have no graph of layer outputs to tap. For them, pass a
+callable instead of the model: `fn(x_batch) -> dict(name -> activations)`
+(for example, a `call` variant that also returns its intermediate
+tensors), or rebuild the network functionally.
+"""
+
+import keras
+from keras import ops
+
+from keras_heuristics.similarity import spatial
+
+_SUBCLASSED_HELP = (
+    "Activation capture needs a functional or Sequential Keras model (a "
+    "graph of layers whose outputs can be tapped); {name} is a subclassed "
+    "model or has not been built on a known input shape. Build Sequential "
+    "models with `keras.Input(shape)` first; for a subclassed model, pass "
+    "a callable `fn(x_batch) -> {{layer_name: activations}}` instead of "
+    "the model (for instance a method that returns the intermediate "
+    "tensors of `call`), or write the network with the functional API."
+)
+
+
+def default_layers(model):
+    """Every layer of `model` that owns weights, in graph order."""
+    return [layer for layer in model.layers if layer.weights]
+
+
+def resolve_layers(model, layers=None, argument="layers"):
+    """Turns names or Layer objects into Layer objects of `model`.
+
+    Args:
+        model: A Keras model.
+        layers: `None` (every layer with weights), or a list of layer
+            names and/or `keras.layers.Layer` objects of `model`.
+
+    Returns:
+        A list of `keras.layers.Layer`.
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"Expected a Keras model. Received: {type(model).__name__}"
+        )
+    if layers is None:
+        found = default_layers(model)
+        if not found:
+            raise ValueError(
+                f"Model {model.name!r} has no layer with weights; pass "
+                f"`{argument}` explicitly."
+            )
+        return found
+    if isinstance(layers, (str, keras.layers.Layer)):
+        layers = [layers]
+    resolved = []
+    own = {id(layer) for layer in model.layers}
+    for item in layers:
+        if isinstance(item, str):
+            try:
+                resolved.append(model.get_layer(item))
+            except ValueError as error:
+                names = [layer.name for layer in model.layers]
+                raise ValueError(
+                    f"Argument `{argument}` names a layer {item!r} that model "
+                    f"{model.name!r} does not have. Its layers: {names}"
+                ) from error
+        elif isinstance(item, keras.layers.Layer):
+            if id(item) not in own:
+                raise ValueError(
+                    f"Argument `{argument}` holds layer {item.name!r}, which "
+                    f"is not a layer of model {model.name!r}."
+                )
+            resolved.append(item)
+        else:
+            raise TypeError(
+                f"Argument `{argument}` must hold layer names or Layer "
+                f"objects. Received an item of type {type(item).__name__}"
+            )
+    if not resolved:
+        raise ValueError(f"Argument `{argument}` must not be empty.")
+    return resolved
+
+
+def layer_names(model, layers=None):
+    """The names of the layers that `similarity_matrix` compares."""
+    if callable(model) and not isinstance(model, keras.Model):
+        raise TypeError(
+            "For a callable, the layer names are the keys it returns."
+        )
+    return [layer.name for layer in resolve_layers(model, layers)]
+
+
+def probe_inputs(data):
+    """The model inputs of `data`: x itself, or the first item of (x, y)."""
+    if isinstance(data, tuple) and len(data) in (2, 3):
+        return data[0]
+    return data
+
+
+def _batches(x, batch_size):
+    import numpy as np
+
+    if isinstance(x, dict):
+        n = len(next(iter(x.values())))
+        for start in range(0, n, batch_size):
+            yield {k: v[start : start + batch_size] for k, v in x.items()}
+        return
+    if isinstance(x, (list, tuple)):
+        n = len(x[0])
+        for start in range(0, n, batch_size):
+            yield [v[start : start + batch_size] for v in x]
+        return
+    if not hasattr(x, "shape"):
+        x = np.asarray(x)
+    n = int(x.shape[0])
+    for start in range(0, n, batch_size):
+        yield x[start : start + batch_size]
+
+
+class ActivationCapture:
+    """Captures chosen layers' activations with one forward pass per batch.
+
+    Args:
+        model: A functional or Sequential Keras model, or a callable
+            `fn(x_batch) -> dict(name -> activations)` (subclassed models).
+        layers: Layer names or objects (default: every layer with weights).
+            Ignored for a callable.
+        spatial_mode: How `(n, h, w, c)` activations become matrices: see
+            `reduce_spatial` (`"pool"`, `"positions"`, `"flatten"`).
+        batch_size: Examples per forward pass.
+    """
+
+    def __init__(self, model, layers=None, spatial_mode="pool", batch_size=256):
+        spatial.reduce_spatial(ops.zeros((1, 1)), spatial_mode)  # validates
+        self.spatial_mode = spatial_mode
+        self.batch_size = int(batch_size)
+        if isinstance(model, keras.Model):
+            self.layers = resolve_layers(model, layers)
+            self.names = [layer.name for layer in self.layers]
+            try:
+                inputs = model.inputs
+                outputs = [layer.output for layer in self.layers]
+                if inputs is None:
+                    raise ValueError("no inputs")
+            except (AttributeError, ValueError) as error:
+                raise ValueError(
+                    _SUBCLASSED_HELP.format(name=repr(model.name))
+                ) from error
+            self._probe = keras.Model(inputs, outputs)
+            self._fn = None
+        elif callable(model):
+            self.layers = None
+            self.names = None
+            self._probe = None
+            self._fn = model
+        else:
+            raise TypeError(
+                "Argument `model` must be a Keras model or a callable "
+                f"returning a dict of activations. Received: {model!r}"
+            )
+
+    def _forward(self, batch):
+        if self._fn is not None:
+            out = self._fn(batch)
+            if not isinstance(out, dict):
+                raise TypeError(
+                    "The activation callable must return a dict "
+                    "{name: activations}."
+                )
+            if self.names is None:
+                self.names = [str(k) for k in out]
+            return [out[k] for k in out]
+        out = self._probe(batch, training=False)
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    def __call__(self, data):
+        """Returns a list of 2-D float32 tensors, one per layer."""
+        chunks = None
+        for batch in _batches(probe_inputs(data), self.batch_size):
+            outs = self._forward(batch)
+            outs = [
+                spatial.reduce_spatial(
+                    ops.cast(o, "float32"), self.spatial_mode
+                )
+                for o in outs
+            ]
+            if chunks is None:
+                chunks = [[] for _ in outs]
+            for store, o in zip(chunks, outs):
+                store.append(o)
+        if chunks is None:
+            raise ValueError("Argument `data` holds no examples.")
+        return [
+            c[0] if len(c) == 1 else ops.concatenate(c, axis=0) for c in chunks
+        ]

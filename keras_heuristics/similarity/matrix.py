@@ -1,0 +1,261 @@
+"""Layer x layer (or epoch x epoch) similarity matrices with reuse.
+
+A matrix of `A x B` cells does the expensive work once per representation
+(one whitening basis, one SVD reduction, one centred Gram or feature
+statistic) and only cheap products per cell:
+
+| metric | per representation | per cell |
+|---|---|---|
+| `"cca"`, `"pwcca"` | centring, Gram, eigendecomposition | `X̄_aᵀX̄_b`, small SVD |
+| `"svcca"` | SVD reduction to `k` directions + whitening | `(n x k_a)ᵀ(n x k_b)`, SVD of `k_a x k_b` |
+| `"linear_cka"` | centred features or centred `n x n` Gram (cheaper of the two) | one GEMM or one dot product |
+| `"rbf_cka"` | centred RBF Gram | one dot product |
+"""
+
+import numpy as np
+from keras import ops
+
+from keras_heuristics import _validation
+from keras_heuristics.similarity import _inputs
+from keras_heuristics.similarity import canonical as cca_lib
+from keras_heuristics.similarity import capture as capture_lib
+from keras_heuristics.similarity import kernel_alignment as cka_lib
+
+METRICS = (
+    "svcca",
+    "cca",
+    "pwcca",
+    "linear_cka",
+    "debiased_linear_cka",
+    "rbf_cka",
+)
+
+
+def check_metric(metric):
+    return _validation.check_choice("metric", metric, METRICS)
+
+
+def _option_keep(options):
+    return cca_lib._check_keep(options.get("keep", 0.99))
+
+
+class _Reps:
+    """Per-representation summaries for one metric."""
+
+    def __init__(self, metric, acts, options, gram_space):
+        self.metric = metric
+        self.acts = acts
+        self.options = options
+        self.gram_space = gram_space
+        self._cache = {}
+
+    def get(self, i):
+        if i not in self._cache:
+            self._cache[i] = self._build(self.acts[i])
+        return self._cache[i]
+
+    def _build(self, x):
+        m = self.metric
+        if m == "svcca":
+            return cca_lib.reduced_basis(x, _option_keep(self.options))
+        if m in ("cca", "pwcca"):
+            return cca_lib.basis(x)
+        if m in ("linear_cka", "debiased_linear_cka"):
+            debiased = m == "debiased_linear_cka"
+            if self.gram_space:
+                return cka_lib.centre_gram(cka_lib.linear_gram(x), debiased)
+            return cka_lib.FeatureStats(x)
+        return cka_lib.centre_gram(
+            cka_lib.rbf_gram(
+                x,
+                self.options.get("sigma"),
+                self.options.get("threshold", 1.0),
+            ),
+            self.options.get("debiased", False),
+        )
+
+
+def _cell(metric, ra, rb, xa, xb, gram_space):
+    if metric in ("svcca", "cca"):
+        rho = cca_lib.correlations_from_bases(ra, rb)
+        return cca_lib._mean_or_zero(rho)
+    if metric == "pwcca":
+        return cca_lib.pwcca_pair(ra, rb, xa, xb)
+    if metric == "rbf_cka" or gram_space:
+        return cka_lib.cka_from_grams(ra, rb)
+    return cka_lib.linear_cka_from_stats(
+        ra, rb, debiased=metric == "debiased_linear_cka"
+    )
+
+
+def _check_acts(name, acts, metric):
+    if not isinstance(acts, (list, tuple)) or not acts:
+        raise TypeError(
+            f"Argument `{name}` must be a non-empty list of activation "
+            f"matrices. Received: {type(acts).__name__}"
+        )
+    acts = [_inputs.as_matrix(f"{name}[{i}]", a) for i, a in enumerate(acts)]
+    n = int(acts[0].shape[0])
+    for i, a in enumerate(acts):
+        if int(a.shape[0]) != n:
+            raise ValueError(
+                f"Every activation matrix must hold the same examples. "
+                f"`{name}[{i}]` has {int(a.shape[0])} rows, `{name}[0]` {n}."
+            )
+        if metric in ("cca", "pwcca") and int(a.shape[1]) >= n:
+            raise ValueError(
+                f"`{name}[{i}]` has {int(a.shape[1])} neurons for {n} "
+                f"examples; metric {metric!r} needs more examples than "
+                "neurons (every canonical correlation would be 1). Use "
+                "more probe data, spatial pooling, or metric='svcca'."
+            )
+    return acts
+
+
+def _use_gram_space(metric, acts_a, acts_b, cells):
+    if metric != "linear_cka" and metric != "debiased_linear_cka":
+        return metric == "rbf_cka"
+    n = int(acts_a[0].shape[0])
+    da = np.mean([int(a.shape[1]) for a in acts_a])
+    db = np.mean([int(b.shape[1]) for b in acts_b])
+    reps = len(acts_a) + len(acts_b)
+    feature_cost = cells * n * da * db + n * (da * da + db * db)
+    gram_cost = reps * n * n * (da + db) / 2.0 + cells * n * n
+    return gram_cost < feature_cost
+
+
+def pairwise_matrix(
+    acts_a, acts_b=None, metric="svcca", verbose=False, **options
+):
+    """Similarity of every pair of representations, reusing their work.
+
+    Args:
+        acts_a: List of activation matrices `(n, d_i)` of the same examples
+            (layers of one model, or one layer at several epochs).
+        acts_b: Second list (same examples), or `None` to compare `acts_a`
+            with itself (only the upper triangle is computed; the metric is
+            mirrored, except PWCCA, which is asymmetric).
+        metric: One of `METRICS`.
+        verbose: Show a `keras.utils.Progbar` over rows.
+        **options: `keep` (svcca), `sigma`, `threshold`, `debiased`
+            (rbf_cka).
+
+    Returns:
+        A float32 NumPy array of shape `(len(acts_a), len(acts_b))`.
+    """
+    check_metric(metric)
+    unknown = sorted(set(options) - {"keep", "sigma", "threshold", "debiased"})
+    if unknown:
+        raise TypeError(f"Unknown metric options: {unknown}")
+    same = acts_b is None
+    acts_a = _check_acts("acts_a", acts_a, metric)
+    acts_b = acts_a if same else _check_acts("acts_b", acts_b, metric)
+    if int(acts_a[0].shape[0]) != int(acts_b[0].shape[0]):
+        raise ValueError(
+            "Arguments `acts_a` and `acts_b` must hold the same examples."
+        )
+    cells = len(acts_a) * len(acts_b)
+    gram_space = _use_gram_space(metric, acts_a, acts_b, cells)
+    reps_a = _Reps(metric, acts_a, options, gram_space)
+    reps_b = reps_a if same else _Reps(metric, acts_b, options, gram_space)
+    out = np.zeros((len(acts_a), len(acts_b)), dtype="float32")
+    symmetric = same and metric != "pwcca"
+    bar = None
+    if verbose:
+        import keras
+
+        bar = keras.utils.Progbar(len(acts_a), unit_name="row")
+    for i in range(len(acts_a)):
+        for j in range(len(acts_b)):
+            if symmetric and j < i:
+                out[i, j] = out[j, i]
+                continue
+            value = _cell(
+                metric,
+                reps_a.get(i),
+                reps_b.get(j),
+                acts_a[i],
+                acts_b[j],
+                gram_space,
+            )
+            out[i, j] = float(ops.convert_to_numpy(value))
+        if bar is not None:
+            bar.update(i + 1)
+    return out
+
+
+def similarity_matrix(
+    model_a,
+    model_b,
+    data,
+    layers_a=None,
+    layers_b=None,
+    metric="svcca",
+    spatial_mode="pool",
+    batch_size=256,
+    return_layers=False,
+    verbose=False,
+    **options,
+):
+    """Layer x layer similarity of two models on the same data.
+
+    Captures the chosen layers of each model with one forward pass per
+    batch, reduces convolutional activations (`spatial_mode`), and fills
+    `matrix[i, j] = metric(layer_a[i], layer_b[j])`, factorising each layer
+    once (see the module docstring). The difference of two such matrices
+    (the paper's "distilled minus independent" panel) is a NumPy
+    subtraction: `similarity_matrix(s, t, x) - similarity_matrix(r, t, x)`.
+
+    Args:
+        model_a: Functional or Sequential Keras model (rows), or a callable
+            `fn(x_batch) -> dict(name -> activations)` for subclassed
+            models.
+        model_b: The same for the columns (may be `model_a`).
+        data: Probe inputs (array, dict, or an `(x, y)` tuple whose `x` is
+            used).
+        layers_a: Names or Layer objects of `model_a` (default: every layer
+            with weights).
+        layers_b: The same for `model_b`.
+        metric: `"svcca"` (default, Gotmare et al.), `"cca"` (mean CCA),
+            `"pwcca"`, `"linear_cka"`, `"debiased_linear_cka"`,
+            `"rbf_cka"`.
+        spatial_mode: `"pool"` (default), `"positions"` or `"flatten"`;
+            see `reduce_spatial`.
+        batch_size: Examples per forward pass.
+        return_layers: Also return the row and column layer names.
+        verbose: Show a progress bar.
+        **options: Metric options: `keep` (svcca, default 0.99), `sigma`,
+            `threshold`, `debiased` (rbf_cka).
+
+    Returns:
+        A float32 NumPy array of shape `(len(layers_a), len(layers_b))`,
+        or `(matrix, names_a, names_b)` when `return_layers=True`
+        (`keras_heuristics.similarity.layer_names(model, layers)` gives the
+        same names).
+
+    Example:
+
+    ```python
+    m, rows, cols = keras_heuristics.similarity.similarity_matrix(
+        student, teacher, x_probe, metric="linear_cka", return_layers=True)
+    ```
+    """
+    check_metric(metric)
+    _validation.check_int("batch_size", batch_size, minimum=1)
+    cap_a = capture_lib.ActivationCapture(
+        model_a, layers_a, spatial_mode, batch_size
+    )
+    acts_a = cap_a(data)
+    if model_b is model_a and layers_b is None and layers_a is None:
+        cap_b, acts_b = cap_a, None
+    else:
+        cap_b = capture_lib.ActivationCapture(
+            model_b, layers_b, spatial_mode, batch_size
+        )
+        acts_b = cap_b(data)
+    matrix = pairwise_matrix(
+        acts_a, acts_b, metric=metric, verbose=verbose, **options
+    )
+    if return_layers:
+        return matrix, list(cap_a.names), list(cap_b.names)
+    return matrix

@@ -1,0 +1,63 @@
+"""Turning convolutional activations into (examples, features) matrices.
+
+A convolutional layer gives activations of shape `(n, h, w, c)` (a
+sequence layer `(n, t, c)`). Two treatments are standard (Raghu et al.'s
+SVCCA tutorials, Kornblith et al. section 6):
+
+- `"positions"`: every spatial position is an extra data point, giving
+  `(n * h * w, c)`. Natural for CCA between two layers of the same spatial
+  size (the number of data points grows, the number of neurons stays `c`).
+  Both sides must then have the same `h * w`.
+- `"pool"`: average over the spatial positions, giving `(n, c)`. Works for
+  any two layers, whatever their spatial sizes.
+
+`"flatten"` (`(n, h * w * c)`) is also offered because CKA is defined in
+Gram space and handles it; a CCA-type metric then sees more neurons than
+data points, and `cca`/`pwcca` raise instead of returning a meaningless 1.
+"""
+
+import math
+
+from keras import ops
+
+from keras_heuristics import _validation
+
+MODES = ("pool", "positions", "flatten")
+
+
+def reduce_spatial(x, mode="pool"):
+    """Reshapes `(n, ..., c)` activations into an `(examples, features)`
+    matrix.
+
+    Args:
+        x: Activations of shape `(n, c)`, `(n, t, c)` or `(n, h, w, c)`
+            (channels last, Keras' default).
+        mode: `"pool"` (average over positions, `(n, c)`), `"positions"`
+            (positions as examples, `(n * h * w, c)`) or `"flatten"`
+            (`(n, h * w * c)`, for CKA).
+
+    Returns:
+        A 2-D backend tensor; 2-D inputs are returned unchanged.
+
+    Example:
+
+    >>> acts = keras.ops.ones((32, 8, 8, 16))
+    >>> keras_heuristics.similarity.reduce_spatial(acts, "pool").shape
+    (32, 16)
+    """
+    _validation.check_choice("mode", mode, MODES)
+    x = ops.convert_to_tensor(x)
+    shape = tuple(x.shape)
+    if len(shape) < 2:
+        raise ValueError(
+            "Argument `x` must have shape (n, ..., channels). Received: "
+            f"x.shape={shape}"
+        )
+    if len(shape) == 2:
+        return x
+    spatial = tuple(range(1, len(shape) - 1))
+    if mode == "pool":
+        return ops.mean(x, axis=spatial)
+    if mode == "positions":
+        return ops.reshape(x, (-1, shape[-1]))
+    return ops.reshape(x, (shape[0], math.prod(shape[1:])))
