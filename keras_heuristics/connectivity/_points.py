@@ -1,0 +1,236 @@
+"""Shared machinery: paths of weights, one compiled evaluator, checkpoints."""
+
+import os
+import warnings
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_heuristics import KerasHeuristicsWarning
+from keras_heuristics import _validation
+from keras_heuristics.connectivity import _variables
+from keras_heuristics.connectivity import batch_norm
+from keras_heuristics.connectivity.curve_model import CurveModel
+from keras_heuristics.connectivity.curve_model import _check_model
+
+
+def tensors(values):
+    return [ops.convert_to_tensor(v) for v in values]
+
+
+def dot(a, b):
+    """Inner product of two weight lists (sum over all variables)."""
+    total = 0.0
+    for x, y in zip(a, b):
+        total = total + ops.sum(ops.cast(x, "float32") * ops.cast(y, "float32"))
+    return total
+
+
+def norm(a):
+    return ops.sqrt(dot(a, a))
+
+
+def axpy(alpha, x, y):
+    """`alpha * x + y` on weight lists."""
+    return [alpha * a + b for a, b in zip(x, y)]
+
+
+def _interpolate_state(t, first, last):
+    out = []
+    for a, b in zip(first, last):
+        if "float" in str(a.dtype):
+            out.append((1.0 - t) * a + t * b)
+        else:
+            out.append(a)
+    return out
+
+
+class Architecture:
+    """One architecture: a template, its variable keys, its BN statistics."""
+
+    def __init__(self, template):
+        self.template = template
+        self.keys = _variables.keys_of(template, template.trainable_variables)
+        self.state_keys = _variables.keys_of(
+            template, template.non_trainable_variables
+        )
+        self.has_batch_norm = bool(batch_norm.batch_norm_layers(template))
+        self._statistics = None
+
+    @classmethod
+    def of_model(cls, model, argument):
+        _check_model(argument, model)
+        return cls(batch_norm.clone(model))
+
+    def values(self, model, argument):
+        """(trainable, non-trainable) values of `model`, matched by path."""
+        _check_model(argument, model)
+        matched = _variables.match(
+            self.template, self.keys + self.state_keys, model, argument
+        )
+        n = len(self.keys)
+        return tensors(matched[:n]), tensors(matched[n:])
+
+    def statistics(self):
+        if self._statistics is None:
+            self._statistics = batch_norm.BatchNormStatistics(self.template)
+        return self._statistics
+
+    def state(self, weights, base_state, batches):
+        if batches is None or not self.has_batch_norm:
+            return base_state
+        return self.statistics().compute(weights, base_state, batches)
+
+
+def check_curve(curve):
+    if not isinstance(curve, CurveModel):
+        raise TypeError(
+            "Argument `curve` must be a keras_heuristics.CurveModel. "
+            f"Received: {type(curve).__name__}"
+        )
+    return curve
+
+
+def warn_no_bn_data(where):
+    warnings.warn(
+        "The model has BatchNormalization layers and no `bn_data` was "
+        f"given: {where}. Pass `bn_data` (e.g. the training inputs) to "
+        "recompute the statistics at every point, as Garipov et al. do.",
+        KerasHeuristicsWarning,
+        stacklevel=3,
+    )
+
+
+def compile_arguments(source, loss, metrics):
+    """`loss` and `metrics`, taken from `source`'s compile when not given."""
+    if loss is None:
+        if not getattr(source, "compiled", False):
+            raise ValueError(
+                "Argument `loss` is required when the model "
+                f"{source.name!r} is not compiled."
+            )
+        config = keras.saving.deserialize_keras_object(
+            source.get_compile_config()
+        )
+        loss = config.get("loss")
+        if metrics is None:
+            metrics = config.get("metrics")
+    return loss, metrics
+
+
+class Evaluator:
+    """A clone of the architecture, compiled once, evaluated at many points.
+
+    Assigning the weights of a point to the clone's variables and calling
+    `evaluate` reuses the compiled test function for every point.
+    """
+
+    def __init__(self, architecture, loss, metrics):
+        self.architecture = architecture
+        self.model = batch_norm.clone(architecture.template)
+        self.model.compile(loss=loss, metrics=metrics or None)
+        own = _variables.structural_variables(self.model)
+        self._train = [own[k] for k in architecture.keys]
+        self._state = [own[k] for k in architecture.state_keys]
+
+    def set(self, weights, state):
+        for variable, value in zip(self._train, weights):
+            variable.assign(ops.copy(value))
+        for variable, value in zip(self._state, state):
+            variable.assign(ops.copy(value))
+
+    def evaluate(self, weights, state, x, y, batch_size, sample_weight):
+        self.set(weights, state)
+        logs = self.model.evaluate(
+            x,
+            y,
+            batch_size=batch_size,
+            sample_weight=sample_weight,
+            verbose=0,
+            return_dict=True,
+        )
+        return {k: float(v) for k, v in logs.items()}
+
+
+class Checkpoint:
+    """Partial results kept in a `.npz` file so that a long run resumes.
+
+    The file holds the table of values (NaN where not computed yet), the
+    metric names and a fingerprint of the run's settings; a file whose
+    fingerprint differs is an error rather than silently reused.
+    """
+
+    def __init__(self, path, fingerprint, rows):
+        if path is not None:
+            if not isinstance(path, (str, os.PathLike)):
+                raise TypeError(
+                    "Argument `checkpoint` must be a path ending in '.npz'. "
+                    f"Received: checkpoint={path!r}"
+                )
+            path = os.fspath(path)
+            if not path.endswith(".npz"):
+                raise ValueError(
+                    "Argument `checkpoint` must end in '.npz'. Received: "
+                    f"checkpoint={path!r}"
+                )
+        self.path = path
+        self.fingerprint = np.asarray(fingerprint, dtype="float64")
+        self.rows = rows
+        self.names = None
+        self.values = None
+        if path is not None and os.path.exists(path):
+            with np.load(path) as data:
+                saved = data["fingerprint"]
+                if saved.shape != self.fingerprint.shape or not np.allclose(
+                    saved, self.fingerprint, rtol=1e-5
+                ):
+                    raise ValueError(
+                        f"The checkpoint {path!r} was written with other "
+                        "settings or models (points, grid, margins or "
+                        "weights); remove it or pass another `checkpoint`."
+                    )
+                self.names = [str(n) for n in data["names"]]
+                self.values = np.array(data["values"])
+
+    def done(self, row):
+        return self.values is not None and not np.isnan(self.values[row]).any()
+
+    def record(self, row, logs):
+        if self.values is None:
+            self.names = list(logs)
+            self.values = np.full(
+                (self.rows, len(self.names)), np.nan, dtype="float64"
+            )
+        if sorted(logs) != sorted(self.names):
+            raise ValueError(
+                f"The checkpoint {self.path!r} holds metrics {self.names}, "
+                f"this run computes {sorted(logs)}."
+            )
+        self.values[row] = [logs[n] for n in self.names]
+        if self.path is not None:
+            folder = os.path.dirname(self.path)
+            if folder:
+                os.makedirs(folder, exist_ok=True)
+            temporary = self.path[: -len(".npz")] + ".partial.npz"
+            np.savez(
+                temporary,
+                fingerprint=self.fingerprint,
+                names=np.asarray(self.names),
+                values=self.values,
+            )
+            os.replace(temporary, self.path)
+
+    def table(self):
+        return {n: self.values[:, i].copy() for i, n in enumerate(self.names)}
+
+
+def progress_bar(total, verbose):
+    verbose = _validation.check_int("verbose", verbose, minimum=0)
+    if not verbose:
+        return None
+    return keras.utils.Progbar(total, verbose=1 if verbose == 1 else 2)
+
+
+def check_verbose(verbose):
+    return _validation.check_int("verbose", verbose, minimum=0)
