@@ -35,7 +35,7 @@ function stride(cell, need = 12) {
 export function heatmap(values, options) {
   const { rows, cols, scale } = options;
   const left = labelWidth(rows, 160) + 22;
-  const bottom = labelWidth(cols, 110) + 22;
+  const bottom = labelWidth(cols, 150) + 22;
   const top = 6;
   const right = 6;
   const maxWidth = options.maxWidth ?? 760;

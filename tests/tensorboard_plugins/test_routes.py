@@ -121,7 +121,7 @@ def test_static_files_served_as_modules(client):
     response, body = _get(client, f"{SIM}/index.js")
     assert response.status_code == 200
     assert response.mimetype == "text/javascript"
-    assert b"export function render" in body
+    assert b"export async function render()" in body
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     for route in [SIM, CON]:
         response, _ = _get(client, f"{route}/static/ui.js")
