@@ -16,10 +16,12 @@ from keras_heuristics.similarity.matrix import METRICS
 from keras_heuristics.similarity.matrix import pairwise_matrix
 from keras_heuristics.similarity.matrix import similarity_matrix
 from keras_heuristics.similarity.spatial import reduce_spatial
+from keras_heuristics.similarity.streaming import StreamingCKA
 
 __all__ = [
     "METRICS",
     "ActivationCapture",
+    "StreamingCKA",
     "cca",
     "layer_names",
     "linear_cka",

@@ -1,0 +1,62 @@
+"""Fixed inputs shared by the similarity tests (and the reference runs).
+
+The reference numbers in the tests were produced by running the peers'
+own code, outside this repository, on exactly these arrays (float32,
+passed to the references as float64 and transposed to neurons x examples
+for google/svcca).
+"""
+
+import numpy as np
+
+
+def pair(kind, n=600, d=24, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d))
+    if kind == "linear":
+        r = rng.standard_normal((d, d)) / np.sqrt(d)
+        y = x @ r + 0.5 * rng.standard_normal((n, d))
+    else:  # "relu": shared latent factors, rectified, non-zero means
+        z = rng.standard_normal((n, 8))
+        x = np.maximum(z @ rng.standard_normal((8, d)) + 0.3 * x, 0)
+        y = (
+            np.maximum(
+                z @ rng.standard_normal((8, d + 8))
+                + 0.3 * rng.standard_normal((n, d + 8)),
+                0,
+            )
+            + 1.0
+        )
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+def kornblith_demo():
+    """The inputs of Kornblith's CKA demo notebook."""
+    state = np.random.RandomState(1337)
+    x = state.randn(100, 10)
+    y = state.randn(100, 10) + x
+    return x, y
+
+
+def ill_conditioned(n=2000, d=64, cond=10.0, seed=0):
+    """Neuron scales over six decades, correlated neurons, shifted means."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, 30))
+    x = z @ rng.standard_normal((30, d)) + 0.3 * rng.standard_normal((n, d))
+    y = np.maximum(
+        z @ rng.standard_normal((30, d)) + 0.3 * rng.standard_normal((n, d)),
+        0,
+    )
+    q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    x = x @ (q * np.logspace(0, -np.log10(cond), d)) @ q.T
+    x = x * np.logspace(-3, 3, d)[rng.permutation(d)]
+    y = y * np.logspace(-3, 3, d)[rng.permutation(d)] + 5.0
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+def exact_cca(x, y):
+    """Canonical correlations in float64 by Householder QR (NumPy)."""
+    x = x.astype(np.float64) - x.mean(0, dtype=np.float64)
+    y = y.astype(np.float64) - y.mean(0, dtype=np.float64)
+    qx, _ = np.linalg.qr(x)
+    qy, _ = np.linalg.qr(y)
+    return np.clip(np.linalg.svd(qx.T @ qy, compute_uv=False), 0, 1)

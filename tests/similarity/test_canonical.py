@@ -1,0 +1,175 @@
+"""CCA, SVCCA and PWCCA against google/svcca and a float64 QR solver."""
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from keras_heuristics.similarity.canonical import cca
+from keras_heuristics.similarity.canonical import pwcca
+from keras_heuristics.similarity.canonical import svcca
+from tests.similarity import _data
+
+# Reference numbers: google/svcca at 1f3fbf1 (cca_core.py, pwcca.py), run
+# outside the repository with A, B = x.astype(float64).T, y.astype(float64).T
+# for (x, y) = _data.pair(kind):
+#   mean CCA: np.mean(cca_core.get_cca_similarity(A, B, epsilon=0.,
+#             verbose=False)["cca_coef1"])
+#   PWCCA:    pwcca.compute_pwcca(A, B, epsilon=0.)[0]
+#   SVCCA:    the tutorial recipe (tutorials/001): centre, np.linalg.svd,
+#             keep s[:k] * V[:k] on each side, then
+#             np.mean(cca_core.get_cca_similarity(sa, sb, epsilon=1e-10,
+#             verbose=False)["cca_coef1"]); k = 10, and k = the smallest
+#             count of squared singular values holding 99% of the variance
+#             (24 and 23 for "linear", 22 and 27 for "relu").
+GOOGLE = {
+    "linear": {
+        "mean_cca": 0.743122366284927,
+        "first3": [0.9742720250832086, 0.9650246556544951, 0.9585449949140933],
+        "last": 0.02473041347930454,
+        "pwcca": 0.7494092680803037,
+        "svcca10": 0.6036843783596674,
+        "svcca99": 0.7667555220373035,
+    },
+    "relu": {
+        "mean_cca": 0.7126495212986187,
+        "first3": [0.982181584159336, 0.9782462929670281, 0.9704465497508769],
+        "last": 0.27341461055492877,
+        "pwcca": 0.8234195052860188,
+        "svcca10": 0.7525705551024395,
+        "svcca99": 0.6871057092287954,
+    },
+}
+
+
+def _np(t):
+    return np.asarray(keras.ops.convert_to_numpy(t), dtype=np.float64)
+
+
+@pytest.mark.parametrize("kind", ["linear", "relu"])
+@pytest.mark.parametrize("method", ["auto", "cov", "qr"])
+def test_cca_matches_google(kind, method):
+    x, y = _data.pair(kind)
+    rho = _np(cca(x, y, method=method))
+    ref = GOOGLE[kind]
+    assert rho.shape == (24,)
+    assert abs(rho.mean() - ref["mean_cca"]) < 1e-4
+    np.testing.assert_allclose(rho[:3], ref["first3"], atol=1e-4)
+    assert abs(rho[-1] - ref["last"]) < 1e-4
+
+
+@pytest.mark.parametrize("kind", ["linear", "relu"])
+def test_svcca_matches_google_tutorial(kind):
+    x, y = _data.pair(kind)
+    ref = GOOGLE[kind]
+    assert abs(float(svcca(x, y, keep=10)) - ref["svcca10"]) < 1e-4
+    assert abs(float(svcca(x, y, keep=0.99)) - ref["svcca99"]) < 1e-4
+
+
+@pytest.mark.parametrize("method", ["cov", "qr"])
+def test_pwcca_matches_google(method):
+    x, y = _data.pair("linear")
+    assert (
+        abs(float(pwcca(x, y, method=method)) - GOOGLE["linear"]["pwcca"])
+        < 1e-4
+    )
+
+
+# The reference adds the neuron means back to sign-ambiguous singular
+# vectors, so with non-zero means its value depends on the signs LAPACK's
+# float64 SVD picks (flipping them moves this case by ~3e-3). TensorFlow
+# and PyTorch decompose the same float64 matrix with the same LAPACK
+# routine; JAX without x64 decomposes a float32 one.
+@pytest.mark.only_backends("tensorflow", "torch")
+@pytest.mark.parametrize("method", ["cov", "qr"])
+def test_pwcca_matches_google_with_non_zero_means(method):
+    x, y = _data.pair("relu")
+    assert (
+        abs(float(pwcca(x, y, method=method)) - GOOGLE["relu"]["pwcca"]) < 1e-4
+    )
+
+
+@pytest.mark.only_backends("tensorflow", "torch")
+def test_pwcca_uses_the_narrower_side():
+    x, y = _data.pair("relu")  # y is wider: both orders weigh x's neurons
+    assert abs(float(pwcca(y, x)) - GOOGLE["relu"]["pwcca"]) < 1e-4
+
+
+@pytest.mark.parametrize("cond", [1.0, 1e2])
+def test_float32_accuracy_on_ill_conditioned_inputs(cond):
+    # neuron scales over six decades, correlation condition up to ~1e6,
+    # mean offsets; the reference is a float64 Householder-QR CCA.
+    x, y = _data.ill_conditioned(n=2000, d=64, cond=cond)
+    exact = _data.exact_cca(x, y)
+    rho = _np(cca(x, y))
+    assert rho.shape == exact.shape
+    assert np.abs(rho - exact).max() < 1e-4
+    assert abs(rho.mean() - exact.mean()) < 1e-5
+
+
+def test_identity_and_independent():
+    x, y = _data.pair("linear")
+    np.testing.assert_allclose(_np(cca(x, x)), 1.0, atol=1e-5)
+    assert abs(float(svcca(x, x)) - 1.0) < 1e-5
+    assert abs(float(pwcca(x, x)) - 1.0) < 1e-5
+
+
+def test_constant_and_duplicate_neurons_are_dropped():
+    x, y = _data.pair("linear", n=300, d=8)
+    x_dead = np.concatenate(
+        [x, np.full((300, 2), 3.0, "float32"), x[:, :1] * 2.0], axis=1
+    )
+    rho = _np(cca(x_dead, y))
+    assert np.all(np.isfinite(rho))
+    np.testing.assert_allclose(rho, _data.exact_cca(x, y), atol=1e-5)
+    assert np.isfinite(float(svcca(x_dead, y)))
+    assert np.isfinite(float(pwcca(x_dead, y)))
+
+
+def test_constant_representation_gives_zero():
+    x, _ = _data.pair("linear", n=100, d=4)
+    const = np.ones((100, 3), "float32")
+    assert _np(cca(x, const)).shape == (0,)
+    assert float(svcca(x, const)) == 0.0
+    assert float(pwcca(x, const)) == 0.0
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10_000), scale=st.floats(0.1, 10.0))
+def test_cca_invariant_to_invertible_linear_maps(seed, scale):
+    rng = np.random.default_rng(seed)
+    x, y = _data.pair("linear", n=200, d=6, seed=seed)
+    a = rng.standard_normal((6, 6)) + 3 * np.eye(6)
+    shift = rng.standard_normal(6)
+    x2 = (x.astype(np.float64) @ a * scale + shift).astype("float32")
+    np.testing.assert_allclose(_np(cca(x2, y)), _np(cca(x, y)), atol=2e-4)
+    assert abs(float(svcca(x2, y, keep=6)) - float(svcca(x, y, keep=6))) < 2e-4
+
+
+@pytest.mark.parametrize(
+    "args, error, match",
+    [
+        ((np.ones((10, 2)), np.ones((9, 2))), ValueError, "same number"),
+        ((np.ones((10, 2, 2, 1)), np.ones((10, 2))), ValueError, "spatial"),
+        ((np.full((10, 2), np.nan), np.ones((10, 2))), ValueError, "NaN"),
+        (("abc", np.ones((10, 2))), TypeError, "activations"),
+        ((np.ones((10, 12)), np.ones((10, 2))), ValueError, "more examples"),
+    ],
+)
+def test_validation(args, error, match):
+    with pytest.raises(error, match=match):
+        cca(*args)
+
+
+def test_option_validation():
+    x, y = _data.pair("linear", n=50, d=4)
+    with pytest.raises(ValueError, match="method"):
+        cca(x, y, method="lu")
+    with pytest.raises(ValueError, match="keep"):
+        svcca(x, y, keep=1.5)
+    with pytest.raises(TypeError, match="keep"):
+        svcca(x, y, keep="all")
+    with pytest.raises(ValueError, match="more examples"):
+        pwcca(np.ones((5, 8), "float32"), y[:5])

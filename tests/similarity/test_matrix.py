@@ -1,0 +1,121 @@
+"""similarity_matrix and pairwise_matrix against the pairwise metrics, and
+capture/spatial handling."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_heuristics.similarity.canonical import pwcca
+from keras_heuristics.similarity.canonical import svcca
+from keras_heuristics.similarity.capture import layer_names
+from keras_heuristics.similarity.kernel_alignment import linear_cka
+from keras_heuristics.similarity.matrix import pairwise_matrix
+from keras_heuristics.similarity.matrix import similarity_matrix
+from keras_heuristics.similarity.spatial import reduce_spatial
+
+
+def _net(seed):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((8, 8, 1))
+    h = keras.layers.Conv2D(4, 3, activation="relu", name="c1")(inputs)
+    h = keras.layers.Flatten()(h)
+    h = keras.layers.Dense(6, activation="relu", name="d1")(h)
+    return keras.Model(inputs, keras.layers.Dense(3, name="out")(h))
+
+
+@pytest.fixture
+def probe():
+    return np.random.default_rng(0).random((120, 8, 8, 1)).astype("float32")
+
+
+@pytest.mark.parametrize("metric", ["svcca", "pwcca", "linear_cka"])
+def test_matrix_equals_pairwise_metrics(metric, probe):
+    a, b = _net(0), _net(1)
+    m, rows, cols = similarity_matrix(
+        a, b, probe, metric=metric, return_layers=True
+    )
+    assert rows == cols == ["c1", "d1", "out"] == layer_names(a)
+    fn = {"svcca": svcca, "pwcca": pwcca, "linear_cka": linear_cka}[metric]
+    acts = {}
+    for model, tag in ((a, "a"), (b, "b")):
+        tap = keras.Model(
+            model.inputs, [model.get_layer(n).output for n in rows]
+        )
+        acts[tag] = [
+            reduce_spatial(t, "pool") for t in tap(probe, training=False)
+        ]
+    for i in range(3):
+        for j in range(3):
+            want = float(fn(acts["a"][i], acts["b"][j]))
+            assert abs(m[i, j] - want) < 1e-5, (i, j)
+
+
+def test_symmetric_reuse_and_difference(probe):
+    a = _net(0)
+    m = similarity_matrix(a, a, probe, metric="linear_cka")
+    np.testing.assert_allclose(np.diag(m), 1.0, atol=1e-5)
+    np.testing.assert_allclose(m, m.T, atol=1e-7)
+    diff = m - similarity_matrix(a, _net(1), probe, metric="linear_cka")
+    assert diff.shape == (3, 3)
+
+
+def test_gram_space_choice_is_transparent():
+    rng = np.random.default_rng(0)
+    acts = [rng.standard_normal((30, d)).astype("float32") for d in (40, 80)]
+    m = pairwise_matrix(acts, metric="linear_cka")  # n < d: Gram space
+    assert abs(m[0, 1] - float(linear_cka(acts[0], acts[1]))) < 1e-5
+
+
+def test_layers_by_object_and_callable(probe):
+    a = _net(0)
+    m = similarity_matrix(
+        a,
+        a,
+        probe,
+        layers_a=[a.get_layer("d1")],
+        layers_b=["out"],
+        metric="linear_cka",
+    )
+    assert m.shape == (1, 1)
+
+    def fn(x):
+        return {"flat": keras.ops.reshape(x, (x.shape[0], -1))}
+
+    m = similarity_matrix(fn, a, probe, layers_b=["out"], metric="linear_cka")
+    assert m.shape == (1, 1)
+
+
+def test_subclassed_model_gets_advice(probe):
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(3)
+
+        def call(self, x):
+            return self.dense(keras.ops.reshape(x, (x.shape[0], -1)))
+
+    net = Net()
+    net(probe[:2])
+    with pytest.raises(ValueError, match="callable"):
+        similarity_matrix(net, net, probe, metric="linear_cka")
+
+
+def test_validation(probe):
+    a = _net(0)
+    with pytest.raises(ValueError, match="metric"):
+        similarity_matrix(a, a, probe, metric="procrustes")
+    with pytest.raises(ValueError, match="does not have"):
+        similarity_matrix(a, a, probe, layers_a=["nope"])
+    with pytest.raises(ValueError, match="more examples"):
+        similarity_matrix(a, a, probe[:5], metric="cca")
+    with pytest.raises(ValueError, match="mode"):
+        similarity_matrix(a, a, probe, spatial_mode="resize")
+
+
+def test_reduce_spatial():
+    x = np.arange(2 * 2 * 3 * 4, dtype="float32").reshape(2, 2, 3, 4)
+    pooled = keras.ops.convert_to_numpy(reduce_spatial(x, "pool"))
+    np.testing.assert_allclose(pooled, x.mean(axis=(1, 2)))
+    pos = keras.ops.convert_to_numpy(reduce_spatial(x, "positions"))
+    np.testing.assert_allclose(pos, x.reshape(12, 4))
+    assert tuple(reduce_spatial(x, "flatten").shape) == (2, 24)
