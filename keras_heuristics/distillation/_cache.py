@@ -32,6 +32,15 @@ def unpack_targets(y):
     return y.get(LABELS), cached
 
 
+def unpack_sample_weight(sample_weight):
+    """Keras repeats `sample_weight` for every entry of a dict `y`."""
+    if not isinstance(sample_weight, dict) or not any(
+        isinstance(k, str) and k.startswith(TEACHER) for k in sample_weight
+    ):
+        return sample_weight
+    return sample_weight.get(LABELS, sample_weight[f"{TEACHER}0"])
+
+
 def _is_array(value):
     return isinstance(value, np.ndarray) or ops.is_tensor(value)
 

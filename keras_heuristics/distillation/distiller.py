@@ -225,6 +225,7 @@ class Distiller(keras.Model):
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
         y, cached = _cache.unpack_targets(y)
+        sample_weight = _cache.unpack_sample_weight(sample_weight)
         if y_pred is None:
             y_pred = self(x, training=training)
         step = ops.convert_to_tensor(self.distillation_step)
@@ -271,6 +272,7 @@ class Distiller(keras.Model):
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         y, _ = _cache.unpack_targets(y)
+        sample_weight = _cache.unpack_sample_weight(sample_weight)
         return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def fit(self, *args, cache_teacher_outputs=False, **kwargs):
