@@ -175,12 +175,6 @@ def _value_and_grad_torch(fn, weights, create_graph=False):
     return value, grads
 
 
-def _grad_jax(fn, weights):
-    import jax
-
-    return jax.grad(fn)(list(weights))
-
-
 def _grad_tensorflow(fn, weights):
     return _value_and_grad_tensorflow(fn, weights)[1]
 
@@ -196,16 +190,43 @@ def hvp(fn, weights, vectors):
     Returns:
         `H v` as a list of tensors shaped like `weights`.
     """
+    return hvp_function(fn)(weights, vectors)
+
+
+def hvp_function(fn):
+    """`(weights, vectors) -> H v` for `fn`, compiled once where possible.
+
+    On JAX the forward-over-reverse product is jit-compiled, so the many
+    products of one eigenvalue computation share one trace.
+    """
     backend = keras.backend.backend()
     if backend == "torch":
-        return _hvp_torch(fn, weights, vectors)
-    grad = _grad_jax if backend == "jax" else _grad_tensorflow
-    weights = list(weights)
-    vectors = [ops.cast(v, w.dtype) for v, w in zip(vectors, weights)]
-    _, product = ops.jvp(
-        lambda w: grad(fn, w), (weights,), (vectors,), has_aux=False
-    )
-    return list(product)
+        return lambda weights, vectors: _hvp_torch(fn, weights, vectors)
+    if backend == "jax":
+        import jax
+
+        def product(weights, vectors):
+            return jax.jvp(jax.grad(fn), (weights,), (vectors,))[1]
+
+        compiled = jax.jit(product)
+        return lambda weights, vectors: list(
+            compiled(list(weights), _cast_like(vectors, weights))
+        )
+
+    def tf_product(weights, vectors):
+        weights = list(weights)
+        _, product = ops.jvp(
+            lambda w: _grad_tensorflow(fn, w),
+            (weights,),
+            (_cast_like(vectors, weights),),
+        )
+        return list(product)
+
+    return tf_product
+
+
+def _cast_like(vectors, weights):
+    return [ops.cast(v, w.dtype) for v, w in zip(vectors, weights)]
 
 
 def _hvp_torch(fn, weights, vectors):

@@ -1,0 +1,172 @@
+"""Sharpness against the exact eigenvalues of fully computed Hessians."""
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_heuristics.callbacks.sharpness import Sharpness
+from keras_heuristics.callbacks.sharpness import adam_preconditioner
+from keras_heuristics.callbacks.sharpness import stability_threshold
+from keras_heuristics.callbacks.sharpness import top_eigenvalue
+
+
+def _mlp(rng):
+    x = rng.normal(size=(16, 3)).astype("float32")
+    y = rng.normal(size=(16, 2)).astype("float32")
+    model = keras.Sequential(
+        [
+            keras.Input((3,)),
+            keras.layers.Dense(4, activation="tanh"),
+            keras.layers.Dense(2),
+        ]
+    )
+    return model, x, y
+
+
+def _exact_hessian(weights, x, y):
+    """The full Hessian of the same MLP and loss, written in jax.numpy
+    and differentiated by `jax.hessian` (independent of the library)."""
+    shapes = [w.shape for w in weights]
+    sizes = [w.size for w in weights]
+
+    def loss(flat):
+        parts = jnp.split(flat, np.cumsum(sizes)[:-1])
+        k1, b1, k2, b2 = (p.reshape(s) for p, s in zip(parts, shapes))
+        out = jnp.tanh(x @ k1 + b1) @ k2 + b2
+        return jnp.mean((out - y) ** 2)
+
+    flat = jnp.concatenate([jnp.ravel(w) for w in weights])
+    return np.asarray(jax.hessian(loss)(flat), "float64")
+
+
+@pytest.mark.parametrize("method", ["lanczos", "power"])
+def test_operator_eigenvalue_matches_eigh(rng, method):
+    a = rng.normal(size=(30, 30))
+    a = a @ a.T + np.diag(np.linspace(0, 60, 30))
+    expected = np.linalg.eigvalsh(a)[-1]
+    matrix = ops.convert_to_tensor(a.astype("float32"))
+    value, vector, _ = top_eigenvalue(
+        lambda v: ops.matmul(matrix, v),
+        np.ones(30, "float32"),
+        method=method,
+        num_iterations=30 if method == "lanczos" else 500,
+        tol=1e-7,
+    )
+    assert value == pytest.approx(expected, rel=1e-3)
+    vector = ops.convert_to_numpy(vector)
+    residual = a @ vector - expected * vector
+    assert np.linalg.norm(residual) < 0.05 * expected
+
+
+@pytest.mark.parametrize("method", ["lanczos", "power"])
+def test_model_sharpness_is_the_exact_top_eigenvalue(rng, method):
+    model, x, y = _mlp(rng)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    hessian = _exact_hessian(model.get_weights(), x, y)
+    expected = np.linalg.eigvalsh(hessian)[-1]
+    callback = Sharpness(
+        (x, y),
+        method=method,
+        num_iterations=35 if method == "lanczos" else 300,
+    )
+    callback.set_model(model)
+    callback.on_train_begin()
+    assert callback.history["step"] == [0]
+    assert callback.history["sharpness"][0] == pytest.approx(expected, rel=2e-3)
+    # SGD threshold 2 / eta.
+    assert callback.history["sharpness/threshold_ratio"][0] == pytest.approx(
+        expected * 0.1 / 2, rel=2e-3
+    )
+
+
+def test_adam_preconditioned_sharpness(rng):
+    model, x, y = _mlp(rng)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False)
+    weights = model.get_weights()
+    hessian = _exact_hessian(weights, x, y)
+    # P from the optimizer's state, recomputed here in NumPy.
+    optimizer = model.optimizer
+    grad = jax.grad(
+        lambda ws: jnp.mean(
+            (jnp.tanh(x @ ws[0] + ws[1]) @ ws[2] + ws[3] - y) ** 2
+        )
+    )([jnp.asarray(w) for w in weights])
+    t = 3.0
+    p = []
+    for velocity, g in zip(optimizer._velocities, grad):
+        v = 0.999 * ops.convert_to_numpy(velocity) + 0.001 * np.square(g)
+        corr = (1 - 0.9**t) / np.sqrt(1 - 0.999**t)
+        p.append((corr * (np.sqrt(v) + 1e-7)).ravel())
+    scale = 1 / np.sqrt(np.concatenate(p))
+    expected = np.linalg.eigvalsh(scale[:, None] * hessian * scale[None])[-1]
+    callback = Sharpness((x, y), num_iterations=40)
+    callback.set_model(model)
+    callback.on_train_begin()
+    values = callback.measure(2)
+    assert values["sharpness/preconditioned"] == pytest.approx(
+        expected, rel=5e-3
+    )
+    threshold = (2 + 2 * 0.9) / (0.1 * 0.01)
+    assert values["sharpness/preconditioned_threshold_ratio"] == pytest.approx(
+        expected / threshold, rel=5e-3
+    )
+    diag = adam_preconditioner(optimizer, grad)
+    np.testing.assert_allclose(
+        np.concatenate([ops.convert_to_numpy(d).ravel() for d in diag]),
+        np.concatenate(p),
+        rtol=1e-4,
+    )
+
+
+def test_linear_model_during_fit_logs_the_constant_hessian(rng, tmp_path):
+    # Least squares: H = 2 / (N * outputs) X^T X for each output column.
+    x = rng.normal(size=(32, 5)).astype("float32")
+    y = rng.normal(size=(32, 1)).astype("float32")
+    expected = np.linalg.eigvalsh(2.0 / 32 * x.T @ x)[-1]
+    model = keras.Sequential(
+        [keras.Input((5,)), keras.layers.Dense(1, use_bias=False)]
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.05, momentum=0.5), loss="mse"
+    )
+    callback = Sharpness((x, y), log_dir=tmp_path, every_n_steps=2)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[callback])
+    assert callback.history["step"] == [0, 2, 4]
+    np.testing.assert_allclose(
+        callback.history["sharpness"], expected, rtol=1e-3
+    )
+    np.testing.assert_allclose(
+        callback.history["sharpness/threshold_ratio"],
+        expected * 0.05 / 3.0,
+        rtol=1e-3,
+    )
+    assert list((tmp_path / "train").iterdir())
+
+
+def test_thresholds():
+    assert stability_threshold(keras.optimizers.SGD(0.1), 0.1) == 20.0
+    nesterov = keras.optimizers.SGD(0.1, momentum=0.5, nesterov=True)
+    assert stability_threshold(nesterov, 0.1) == pytest.approx(15.0)
+    assert stability_threshold(keras.optimizers.Adam(), 0.01) == pytest.approx(
+        3800.0
+    )
+    assert stability_threshold(keras.optimizers.RMSprop(), 0.01) is None
+
+
+def test_bad_arguments(rng):
+    model, x, y = _mlp(rng)
+    with pytest.raises(ValueError, match="every_n_steps"):
+        Sharpness((x, y), every_n_steps=0)
+    with pytest.raises(ValueError, match="method"):
+        Sharpness((x, y), method="lobpcg")
+    with pytest.raises(TypeError, match="data"):
+        Sharpness(5)
+    model.compile(optimizer="sgd", loss="mse")
+    callback = Sharpness((x, y), preconditioned=True)
+    callback.set_model(model)
+    with pytest.raises(ValueError, match="Adam"):
+        callback.on_train_begin()
