@@ -129,7 +129,8 @@ class Evaluator:
     def __init__(self, architecture, loss, metrics):
         self.architecture = architecture
         self.model = batch_norm.clone(architecture.template)
-        self.model.compile(loss=loss, metrics=metrics or None)
+        # `metrics=[]`, not None: a clone may carry its original compile.
+        self.model.compile(loss=loss, metrics=metrics or [])
         own = _variables.structural_variables(self.model)
         self._train = [own[k] for k in architecture.keys]
         self._state = [own[k] for k in architecture.state_keys]

@@ -68,7 +68,9 @@ def write_plane_summaries(logdir, name, plane, step=0, image_metric=None):
         )
     name = _check_name(name)
     step = _validation.check_int("step", step, minimum=0)
-    metric = image_metric or list(plane.metrics)[0]
+    metric = image_metric or (
+        "loss" if "loss" in plane.metrics else list(plane.metrics)[0]
+    )
     writer = writer_for(logdir)
     schema.write_plane(
         writer,

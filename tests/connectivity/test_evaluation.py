@@ -1,0 +1,150 @@
+import numpy as np
+import pytest
+
+from keras_heuristics import KerasHeuristicsWarning
+from keras_heuristics.connectivity.curve_model import CurveModel
+from keras_heuristics.connectivity.evaluation import arc_length_mean
+from keras_heuristics.connectivity.evaluation import barrier_height
+from keras_heuristics.connectivity.evaluation import evaluate_curve
+from keras_heuristics.connectivity.evaluation import evaluate_line
+from keras_heuristics.connectivity.evaluation import interpolated_barrier_height
+from tests.connectivity import _models
+
+
+def _compiled(seed):
+    model = _models.softmax_regression(seed)
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_barriers_by_hand():
+    t = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
+    v = np.array([1.0, 2.0, 4.0, 2.5, 3.0])
+    assert barrier_height(v) == pytest.approx(4.0 - 2.0)
+    # Gaps over the chord 1 + 2t: 0, 0.5, 2, 0, 0.
+    assert interpolated_barrier_height(t, v) == pytest.approx(2.0)
+    accuracy = np.array([0.9, 0.5, 0.8])
+    assert barrier_height(accuracy, higher_better=True) == pytest.approx(0.35)
+    assert arc_length_mean([1.0, 3.0, 5.0], [1.0, 3.0]) == pytest.approx(
+        (2.0 * 1 + 4.0 * 3) / 4
+    )
+    with pytest.raises(ValueError, match="values"):
+        barrier_height([1.0])
+    with pytest.raises(ValueError, match="lengths"):
+        arc_length_mean([1.0, 2.0], [1.0, 2.0])
+
+
+def _line_reference(a, b, x, y, ts):
+    (ka, ba), (kb, bb) = _models.numpy_weights(a), _models.numpy_weights(b)
+    return np.array(
+        [
+            _models.cross_entropy(
+                (1 - t) * ka + t * kb, (1 - t) * ba + t * bb, x, y
+            )
+            for t in ts
+        ]
+    )
+
+
+def test_line_against_numpy():
+    a, b = _compiled(1), _compiled(2)
+    x, y = _models.data()
+    profile = evaluate_line(a, b, x, y, num_points=5, verbose=0)
+    expected = _line_reference(a, b, x, y, profile.t)
+    np.testing.assert_allclose(
+        profile.metrics["loss"], expected[:, 0], rtol=1e-4
+    )
+    np.testing.assert_allclose(profile.metrics["accuracy"], expected[:, 1])
+    distance = np.sqrt(
+        sum(
+            np.sum((p - q) ** 2)
+            for p, q in zip(_models.numpy_weights(a), _models.numpy_weights(b))
+        )
+    )
+    np.testing.assert_allclose(profile.lengths, distance / 4, rtol=1e-4)
+    loss = expected[:, 0]
+    assert profile.barrier() == pytest.approx(
+        loss.max() - 0.5 * (loss[0] + loss[-1]), rel=1e-3
+    )
+    assert profile.summary()["loss"]["worst_t"] == profile.t[np.argmax(loss)]
+
+
+def test_curve_uses_the_curve_points_and_its_compiled_metrics():
+    a, b = _compiled(1), _compiled(2)
+    x, y = _models.data()
+    curve = CurveModel(a, b)
+    curve.compile(
+        optimizer="sgd",
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    # Move the bend off the line: theta_1 = 0 gives w(t) = (1-t)^2 a + t^2 b.
+    for row in curve.points:
+        row[1].assign(np.zeros(row[1].shape, "float32"))
+    profile = evaluate_curve(curve, x, y, num_points=3, verbose=0)
+    (ka, ba), (kb, bb) = _models.numpy_weights(a), _models.numpy_weights(b)
+    for t, loss in zip(profile.t, profile.metrics["loss"]):
+        c0, c2 = (1 - t) ** 2, t**2
+        expected, _ = _models.cross_entropy(
+            c0 * ka + c2 * kb, c0 * ba + c2 * bb, x, y
+        )
+        assert loss == pytest.approx(expected, rel=1e-4)
+    assert profile.path == "curve"
+
+
+def test_resume_skips_finished_points(tmp_path):
+    a, b = _compiled(1), _compiled(2)
+    x, y = _models.data()
+    path = str(tmp_path / "line.npz")
+    evaluate_line(a, b, x, y, num_points=4, verbose=0, checkpoint=path)
+    with np.load(path) as saved:
+        names = list(saved["names"])
+        values = np.array(saved["values"])
+        fingerprint = saved["fingerprint"]
+    column = names.index("loss")
+    true_loss = values[2, column]
+    values[:] = 123.0
+    values[2] = np.nan  # as if interrupted before the third point
+    np.savez(
+        path, fingerprint=fingerprint, names=np.asarray(names), values=values
+    )
+    profile = evaluate_line(
+        a, b, x, y, num_points=4, verbose=0, checkpoint=path
+    )
+    np.testing.assert_allclose(profile.metrics["loss"][[0, 1, 3]], 123.0)
+    assert profile.metrics["loss"][2] == pytest.approx(true_loss)
+    with pytest.raises(ValueError, match="other settings"):
+        evaluate_line(a, b, x, y, num_points=5, verbose=0, checkpoint=path)
+
+
+def test_errors():
+    a, b = _compiled(1), _compiled(2)
+    x, y = _models.data()
+    with pytest.raises(ValueError, match="num_points"):
+        evaluate_line(a, b, x, y, num_points=1, verbose=0)
+    with pytest.raises(ValueError, match="loss"):
+        evaluate_line(
+            _models.softmax_regression(3), b, x, y, num_points=2, verbose=0
+        )
+    with pytest.raises(ValueError, match="checkpoint"):
+        evaluate_line(a, b, x, y, verbose=0, checkpoint="results.txt")
+    with pytest.raises(TypeError, match="curve"):
+        evaluate_curve(a, x, y)
+    with pytest.raises(ValueError, match="end"):
+        evaluate_line(a, _models.softmax_regression(4, features=5), x, y)
+
+
+def test_line_with_batch_norm_warns_without_bn_data():
+    a = _models.softmax_regression(1, batch_norm=True)
+    b = _models.softmax_regression(2, batch_norm=True)
+    x, y = _models.data()
+    with pytest.warns(KerasHeuristicsWarning, match="bn_data"):
+        evaluate_line(
+            a,
+            b,
+            x,
+            y,
+            num_points=2,
+            loss="sparse_categorical_crossentropy",
+            verbose=0,
+        )
