@@ -35,12 +35,47 @@ def check_metric(metric):
     return _validation.check_choice("metric", metric, METRICS)
 
 
-def _option_keep(options):
-    return cca_lib._check_keep(options.get("keep", 0.99))
+def summarise(metric, x, gram_space=False, **options):
+    """The per-representation work of `metric` for activations `x`.
+
+    What `cell` needs, computed once: a whitened basis (CCA, PWCCA), the
+    SVD-reduced whitened basis (SVCCA, `n x k`), centred features or a
+    centred Gram matrix (CKA). Returns `(summary, x_or_None)`; the raw
+    activations are only kept for PWCCA, whose weights need them.
+    """
+    if metric == "svcca":
+        keep = cca_lib._check_keep(options.get("keep", 0.99))
+        return cca_lib.reduced_basis(x, keep), None
+    if metric in ("cca", "pwcca"):
+        return cca_lib.basis(x), (x if metric == "pwcca" else None)
+    if metric in ("linear_cka", "debiased_linear_cka"):
+        debiased = metric == "debiased_linear_cka"
+        if gram_space:
+            gram = cka_lib.centre_gram(cka_lib.linear_gram(x), debiased)
+            return gram, None
+        return cka_lib.FeatureStats(x), None
+    gram = cka_lib.rbf_gram(
+        x, options.get("sigma"), options.get("threshold", 1.0)
+    )
+    return cka_lib.centre_gram(gram, options.get("debiased", False)), None
+
+
+def cell(metric, a, b, gram_space=False):
+    """Similarity of two summaries from `summarise`, a float32 scalar."""
+    (ra, xa), (rb, xb) = a, b
+    if metric in ("svcca", "cca"):
+        return cca_lib._mean_or_zero(cca_lib.correlations_from_bases(ra, rb))
+    if metric == "pwcca":
+        return cca_lib.pwcca_pair(ra, rb, xa, xb)
+    if metric == "rbf_cka" or gram_space:
+        return cka_lib.cka_from_grams(ra, rb)
+    return cka_lib.linear_cka_from_stats(
+        ra, rb, debiased=metric == "debiased_linear_cka"
+    )
 
 
 class _Reps:
-    """Per-representation summaries for one metric."""
+    """Lazily built summaries of a list of activations."""
 
     def __init__(self, metric, acts, options, gram_space):
         self.metric = metric
@@ -51,41 +86,10 @@ class _Reps:
 
     def get(self, i):
         if i not in self._cache:
-            self._cache[i] = self._build(self.acts[i])
+            self._cache[i] = summarise(
+                self.metric, self.acts[i], self.gram_space, **self.options
+            )
         return self._cache[i]
-
-    def _build(self, x):
-        m = self.metric
-        if m == "svcca":
-            return cca_lib.reduced_basis(x, _option_keep(self.options))
-        if m in ("cca", "pwcca"):
-            return cca_lib.basis(x)
-        if m in ("linear_cka", "debiased_linear_cka"):
-            debiased = m == "debiased_linear_cka"
-            if self.gram_space:
-                return cka_lib.centre_gram(cka_lib.linear_gram(x), debiased)
-            return cka_lib.FeatureStats(x)
-        return cka_lib.centre_gram(
-            cka_lib.rbf_gram(
-                x,
-                self.options.get("sigma"),
-                self.options.get("threshold", 1.0),
-            ),
-            self.options.get("debiased", False),
-        )
-
-
-def _cell(metric, ra, rb, xa, xb, gram_space):
-    if metric in ("svcca", "cca"):
-        rho = cca_lib.correlations_from_bases(ra, rb)
-        return cca_lib._mean_or_zero(rho)
-    if metric == "pwcca":
-        return cca_lib.pwcca_pair(ra, rb, xa, xb)
-    if metric == "rbf_cka" or gram_space:
-        return cka_lib.cka_from_grams(ra, rb)
-    return cka_lib.linear_cka_from_stats(
-        ra, rb, debiased=metric == "debiased_linear_cka"
-    )
 
 
 def _check_acts(name, acts, metric):
@@ -112,7 +116,7 @@ def _check_acts(name, acts, metric):
     return acts
 
 
-def _use_gram_space(metric, acts_a, acts_b, cells):
+def use_gram_space(metric, acts_a, acts_b, cells):
     if metric != "linear_cka" and metric != "debiased_linear_cka":
         return metric == "rbf_cka"
     n = int(acts_a[0].shape[0])
@@ -155,7 +159,7 @@ def pairwise_matrix(
             "Arguments `acts_a` and `acts_b` must hold the same examples."
         )
     cells = len(acts_a) * len(acts_b)
-    gram_space = _use_gram_space(metric, acts_a, acts_b, cells)
+    gram_space = use_gram_space(metric, acts_a, acts_b, cells)
     reps_a = _Reps(metric, acts_a, options, gram_space)
     reps_b = reps_a if same else _Reps(metric, acts_b, options, gram_space)
     out = np.zeros((len(acts_a), len(acts_b)), dtype="float32")
@@ -170,14 +174,7 @@ def pairwise_matrix(
             if symmetric and j < i:
                 out[i, j] = out[j, i]
                 continue
-            value = _cell(
-                metric,
-                reps_a.get(i),
-                reps_b.get(j),
-                acts_a[i],
-                acts_b[j],
-                gram_space,
-            )
+            value = cell(metric, reps_a.get(i), reps_b.get(j), gram_space)
             out[i, j] = float(ops.convert_to_numpy(value))
         if bar is not None:
             bar.update(i + 1)

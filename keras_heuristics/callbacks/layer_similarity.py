@@ -1,0 +1,381 @@
+"""Layer-by-layer representation similarity during training."""
+
+import json
+import os
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_heuristics import _validation
+from keras_heuristics.callbacks import _logging
+from keras_heuristics.similarity import capture as capture_lib
+from keras_heuristics.similarity import heatmap
+from keras_heuristics.similarity import matrix as matrix_lib
+from keras_heuristics.tensorboard import schema
+
+_NAMED_REFERENCES = ("previous", "initial", "final")
+
+
+def _check_reference(reference):
+    if isinstance(reference, str):
+        return _validation.check_choice(
+            "reference", reference, _NAMED_REFERENCES
+        )
+    if isinstance(reference, keras.Model) or callable(reference):
+        return reference
+    if isinstance(reference, bool) or not isinstance(reference, int):
+        raise TypeError(
+            f"Argument `reference` must be one of {_NAMED_REFERENCES}, an "
+            f"epoch number or a model. Received: reference={reference!r}"
+        )
+    return _validation.check_int("reference", reference, minimum=0)
+
+
+class LayerSimilarity(keras.callbacks.Callback):
+    """Tracks how similar each layer stays to a reference during `fit`.
+
+    At chosen epochs (or every `every_n_steps` optimizer steps) the
+    activations of the chosen layers on a fixed probe set are captured with
+    one forward pass, summarised once per layer (an SVD-reduced whitened
+    basis for SVCCA, a centred Gram for CKA; see
+    `keras_heuristics.similarity.similarity_matrix`) and compared with a
+    reference:
+
+    - `"previous"`: the same layer at the previous evaluation point;
+    - `"initial"`: the same layer before training (Gotmare et al.'s warmup
+      study compares against the final or initial network);
+    - an integer epoch `e`: the same layer at the end of epoch `e`
+      (evaluation points before `e` are reported once `e` is reached);
+    - `"final"`: the same layer at the end of training, computed in
+      `on_train_end` from the stored per-layer summaries (for SVCCA an
+      `n x k` basis per layer and point; raw activations are not kept);
+    - a Keras model (e.g. a teacher) or activation callable: every layer
+      against every layer of that model (`reference_layers`), a layer x
+      layer matrix at each evaluation point.
+
+    Output, under `log_dir/train` with the library's TF-free writer (tag
+    prefix `name`):
+
+    - `layer_similarity/<name>`: the plugin summary
+      (`keras_heuristics.tensorboard.schema`): a `kind="layers"` vector per
+      evaluation point, or a `kind="matrix"` for a model reference;
+    - `<name>/<layer>`: one scalar per layer and evaluation point (for a
+      model reference, the best match in the reference model);
+    - `<name>_heatmap`: a PNG heatmap, layers x evaluation points (or
+      layers x reference layers);
+    - `log_dir/<name>.npz` and `log_dir/<name>.json`: the values, layer
+      names, evaluation steps, metric and reference, for your own plots.
+
+    Subclassed models cannot be tapped: build them functionally, or pass
+    `activations_fn(x_batch) -> {name: activations}` (see
+    `keras_heuristics.similarity.ActivationCapture`).
+
+    Args:
+        probe_data: Probe inputs (array, dict, or `(x, y)`), fixed for the
+            whole run; a few hundred to a few thousand examples (CCA-type
+            metrics need more examples than neurons; pooling reduces conv
+            layers to their channels).
+        layers: Layer names or objects (default: every layer with weights).
+        metric: One of `keras_heuristics.similarity.METRICS` (default
+            `"svcca"`, as Gotmare et al.).
+        reference: `"previous"`, `"initial"`, `"final"` (default), an epoch
+            number, or a model / activation callable.
+        reference_layers: Layers of a model reference (default: every layer
+            with weights).
+        log_dir: Root folder of the run's logs.
+        every_n_epochs: Evaluate at the end of every n-th epoch.
+        every_n_steps: Evaluate every n optimizer steps instead (the event
+            step is then the optimizer step).
+        name: Name of the series (tag prefix and file name).
+        spatial_mode: `"pool"` (default), `"positions"` or `"flatten"`.
+        batch_size: Probe examples per forward pass.
+        activations_fn: Callable replacing activation capture of the
+            trained model (subclassed models).
+        **options: Metric options (`keep` for SVCCA, ...).
+
+    Attributes:
+        layer_names: The compared layers.
+        steps: The step of each evaluation point.
+        values: `(layers, points)` array (or a list of matrices for a model
+            reference), filled as training goes (for `"final"`, at the end).
+
+    Example:
+
+    ```python
+    cb = keras_heuristics.callbacks.LayerSimilarity(
+        x_test[:500], metric="svcca", reference="final", log_dir="runs/a")
+    model.fit(x, y, epochs=20, callbacks=[cb])
+    ```
+
+    References:
+        Gotmare, Keskar, Xiong and Socher, "A Closer Look at Deep Learning
+        Heuristics: Learning rate restarts, Warmup and Distillation",
+        ICLR 2019.
+    """
+
+    def __init__(
+        self,
+        probe_data,
+        layers=None,
+        metric="svcca",
+        reference="final",
+        reference_layers=None,
+        log_dir="logs",
+        every_n_epochs=1,
+        every_n_steps=None,
+        name="layer_similarity",
+        spatial_mode="pool",
+        batch_size=256,
+        activations_fn=None,
+        **options,
+    ):
+        super().__init__()
+        if probe_data is None:
+            raise ValueError("Argument `probe_data` must hold probe inputs.")
+        self.probe_data = probe_data
+        self.layers = layers
+        self.metric = matrix_lib.check_metric(metric)
+        self.reference = _check_reference(reference)
+        self.reference_layers = reference_layers
+        self.log_dir = _logging.check_log_dir(log_dir)
+        self.every_n_epochs = _validation.check_int(
+            "every_n_epochs", every_n_epochs, minimum=1
+        )
+        if every_n_steps is not None:
+            every_n_steps = _validation.check_int(
+                "every_n_steps", every_n_steps, minimum=1
+            )
+        self.every_n_steps = every_n_steps
+        if not isinstance(name, str) or not name.replace("_", "").isalnum():
+            raise ValueError(
+                "Argument `name` must be a non-empty identifier (letters, "
+                f"digits, underscores). Received: name={name!r}"
+            )
+        self.name = name
+        self.spatial_mode = _validation.check_choice(
+            "spatial_mode", spatial_mode, ("pool", "positions", "flatten")
+        )
+        self.batch_size = _validation.check_int(
+            "batch_size", batch_size, minimum=1
+        )
+        self.activations_fn = activations_fn
+        unknown = sorted(
+            set(options) - {"keep", "sigma", "threshold", "debiased"}
+        )
+        if unknown:
+            raise TypeError(f"Unknown metric options: {unknown}")
+        self.options = options
+
+    # ------------------------------------------------------------------
+    def _reference_label(self):
+        if isinstance(self.reference, str):
+            return self.reference
+        if isinstance(self.reference, int):
+            return f"epoch {self.reference}"
+        return "model"
+
+    def _summaries(self, capture):
+        acts = capture(self.probe_data)
+        return [
+            matrix_lib.summarise(
+                self.metric, a, self._gram_space, **self.options
+            )
+            for a in acts
+        ]
+
+    def _compare(self, a, b):
+        return np.array(
+            [
+                float(
+                    ops.convert_to_numpy(
+                        matrix_lib.cell(self.metric, ra, rb, self._gram_space)
+                    )
+                )
+                for ra, rb in zip(a, b)
+            ],
+            dtype="float32",
+        )
+
+    def on_train_begin(self, logs=None):
+        self._capture = capture_lib.ActivationCapture(
+            self.activations_fn or self.model,
+            None if self.activations_fn else self.layers,
+            self.spatial_mode,
+            self.batch_size,
+        )
+        acts = self._capture(self.probe_data)
+        self.layer_names = list(self._capture.names)
+        self._gram_space = self.metric == "rbf_cka" or (
+            self.metric in ("linear_cka", "debiased_linear_cka")
+            and int(acts[0].shape[0])
+            <= float(np.mean([int(a.shape[1]) for a in acts]))
+        )
+        self._initial = [
+            matrix_lib.summarise(
+                self.metric, a, self._gram_space, **self.options
+            )
+            for a in acts
+        ]
+        self._writer = _logging.run_writer(self.log_dir, "train")
+        self.steps = []
+        self.values = [] if self._is_model_reference() else None
+        self._pending = []  # (step, summaries) waiting for their reference
+        self._previous = self._initial
+        self._reference_summaries = None
+        self._steps_seen = 0
+        if self._is_model_reference():
+            ref_capture = capture_lib.ActivationCapture(
+                self.reference,
+                self.reference_layers,
+                self.spatial_mode,
+                self.batch_size,
+            )
+            self._reference_summaries = self._summaries(ref_capture)
+            self.reference_names = list(ref_capture.names)
+        else:
+            self._columns = []
+
+    def _is_model_reference(self):
+        return not isinstance(self.reference, (str, int))
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every_n_steps is None:
+            return
+        self._steps_seen += 1
+        if self._steps_seen % self.every_n_steps == 0:
+            self._evaluate(self._steps_seen, epoch=None)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every_n_steps is not None:
+            return
+        if (epoch + 1) % self.every_n_epochs == 0:
+            self._evaluate(epoch, epoch=epoch)
+
+    def _evaluate(self, step, epoch):
+        current = self._summaries(self._capture)
+        if self._is_model_reference():
+            m = np.array(
+                [
+                    [
+                        float(
+                            ops.convert_to_numpy(
+                                matrix_lib.cell(
+                                    self.metric, a, b, self._gram_space
+                                )
+                            )
+                        )
+                        for b in self._reference_summaries
+                    ]
+                    for a in current
+                ],
+                dtype="float32",
+            )
+            self.steps.append(step)
+            self.values.append(m)
+            self._write_matrix(step, m)
+            return
+        ref = self.reference
+        if ref == "previous":
+            self._record(step, self._compare(current, self._previous))
+            self._previous = current
+        elif ref == "initial":
+            self._record(step, self._compare(current, self._initial))
+        else:  # an epoch number or "final": may have to wait
+            self._pending.append((step, current))
+            if isinstance(ref, int) and epoch is not None and epoch >= ref:
+                if self._reference_summaries is None:
+                    self._reference_summaries = current
+                self._flush_pending(self._reference_summaries)
+
+    def _flush_pending(self, reference):
+        for step, summaries in self._pending:
+            self._record(step, self._compare(summaries, reference))
+        self._pending = []
+
+    def _record(self, step, values):
+        self.steps.append(step)
+        self._columns.append(values)
+        self.values = np.stack(self._columns, axis=1)
+        label = self._reference_label()
+        schema.write_similarity_layers(
+            self._writer,
+            self.name,
+            values,
+            step,
+            metric=self.metric,
+            layers=self.layer_names,
+            reference=label,
+        )
+        for layer, value in zip(self.layer_names, values):
+            self._writer.scalar(f"{self.name}/{layer}", value, step)
+        self._writer.image(
+            f"{self.name}_heatmap", heatmap.heatmap_image(self.values), step
+        )
+
+    def _write_matrix(self, step, m):
+        schema.write_similarity_matrix(
+            self._writer,
+            self.name,
+            m,
+            step,
+            metric=self.metric,
+            rows=self.layer_names,
+            cols=self.reference_names,
+            row_label="layers",
+            col_label="reference layers",
+            reference=self._reference_label(),
+        )
+        for layer, value in zip(self.layer_names, m.max(axis=1)):
+            self._writer.scalar(f"{self.name}/{layer}", value, step)
+        self._writer.image(
+            f"{self.name}_heatmap", heatmap.heatmap_image(m), step
+        )
+
+    def on_train_end(self, logs=None):
+        if self.reference == "final":
+            final = self._summaries(self._capture)
+            self._flush_pending(final)
+        elif self._pending:  # reference epoch never reached
+            self._pending = []
+        self._writer.flush()
+        self._save()
+
+    def _save(self):
+        os.makedirs(self.log_dir, exist_ok=True)
+        base = os.path.join(self.log_dir, self.name)
+        if self._is_model_reference():
+            values = (
+                np.stack(self.values)
+                if self.values
+                else np.zeros((0, len(self.layer_names), 0), "float32")
+            )
+            cols = self.reference_names
+        else:
+            values = (
+                self.values
+                if self.values is not None
+                else np.zeros((len(self.layer_names), 0), "float32")
+            )
+            cols = None
+        np.savez(
+            base + ".npz",
+            values=values,
+            steps=np.asarray(self.steps, dtype="int64"),
+            layers=np.asarray(self.layer_names),
+            reference_layers=np.asarray(cols or []),
+            metric=np.asarray(self.metric),
+            reference=np.asarray(self._reference_label()),
+        )
+        with open(base + ".json", "w") as f:
+            json.dump(
+                {
+                    "metric": self.metric,
+                    "reference": self._reference_label(),
+                    "layers": self.layer_names,
+                    "reference_layers": cols,
+                    "steps": [int(s) for s in self.steps],
+                    "values": np.asarray(values).tolist(),
+                },
+                f,
+            )

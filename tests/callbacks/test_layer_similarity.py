@@ -1,0 +1,175 @@
+"""LayerSimilarity: values against the offline metrics, and its TensorBoard
+output read back by TensorBoard's own data provider."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import data_provider
+from tensorboard.backend.event_processing import plugin_event_multiplexer
+from tensorboard.data import provider as provider_lib
+
+from keras_heuristics.callbacks.layer_similarity import LayerSimilarity
+from keras_heuristics.similarity.canonical import svcca
+from keras_heuristics.similarity.kernel_alignment import linear_cka
+
+
+def _model():
+    inputs = keras.Input((64,))
+    h = keras.layers.Dense(16, activation="relu", name="d1")(inputs)
+    h = keras.layers.Dense(12, activation="relu", name="d2")(h)
+    outputs = keras.layers.Dense(10, name="out")(h)
+    model = keras.Model(inputs, outputs)
+    model.compile(
+        "sgd",
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+def _provider(logdir):
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(str(logdir))
+    multiplexer.Reload()
+    return data_provider.MultiplexerDataProvider(multiplexer, str(logdir))
+
+
+def _acts(model, layer, x):
+    tap = keras.Model(model.inputs, model.get_layer(layer).output)
+    return tap(x, training=False)
+
+
+def test_final_reference_and_tensorboard_readback(tmp_path, digits):
+    (x, y), (x_test, _) = digits
+    probe = x_test[:200]
+    model = _model()
+    cb = LayerSimilarity(
+        probe, metric="svcca", reference="final", log_dir=tmp_path
+    )
+    before = [_acts(model, n, probe) for n in ("d1", "d2", "out")]
+    model.fit(
+        x[:256], y[:256], epochs=3, batch_size=64, verbose=0, callbacks=[cb]
+    )
+    after = [_acts(model, n, probe) for n in ("d1", "d2", "out")]
+    assert cb.layer_names == ["d1", "d2", "out"]
+    assert cb.steps == [0, 1, 2]
+    assert cb.values.shape == (3, 3)
+    np.testing.assert_allclose(cb.values[:, -1], 1.0, atol=1e-5)
+
+    ctx = __import__("tensorboard.context", fromlist=["RequestContext"])
+    ctx = ctx.RequestContext()
+    dp = _provider(tmp_path)
+    listing = dp.list_tensors(
+        ctx, experiment_id="", plugin_name="layer_similarity"
+    )
+    series = listing["train"]["layer_similarity/layer_similarity"]
+    content = json.loads(series.plugin_content)
+    assert content["kind"] == "layers"
+    assert content["metric"] == "svcca"
+    assert content["layers"] == ["d1", "d2", "out"]
+    assert content["reference"] == "final"
+    data = dp.read_tensors(
+        ctx,
+        experiment_id="",
+        plugin_name="layer_similarity",
+        downsample=100,
+        run_tag_filter=provider_lib.RunTagFilter(
+            runs=["train"], tags=["layer_similarity/layer_similarity"]
+        ),
+    )["train"]["layer_similarity/layer_similarity"]
+    assert [d.step for d in data] == [0, 1, 2]
+    np.testing.assert_allclose(
+        np.stack([d.numpy for d in data], axis=1), cb.values, atol=1e-6
+    )
+    # the last column against the offline metric on the final model
+    for i in range(3):
+        assert abs(float(svcca(after[i], after[i])) - cb.values[i, -1]) < 1e-5
+    del before
+
+    scalars = dp.list_scalars(ctx, experiment_id="", plugin_name="scalars")
+    assert {"layer_similarity/d1", "layer_similarity/out"} <= set(
+        scalars["train"]
+    )
+    blobs = dp.list_blob_sequences(ctx, experiment_id="", plugin_name="images")
+    assert "layer_similarity_heatmap" in blobs["train"]
+    saved = np.load(os.path.join(tmp_path, "layer_similarity.npz"))
+    np.testing.assert_allclose(saved["values"], cb.values)
+    with open(os.path.join(tmp_path, "layer_similarity.json")) as f:
+        assert json.load(f)["layers"] == ["d1", "d2", "out"]
+
+
+def test_initial_and_previous_references(tmp_path, digits):
+    (x, y), (x_test, _) = digits
+    probe = x_test[:150]
+    model = _model()
+    start = [_acts(model, n, probe) for n in ("d1", "d2", "out")]
+    cb_init = LayerSimilarity(
+        probe,
+        metric="linear_cka",
+        reference="initial",
+        log_dir=tmp_path / "a",
+    )
+    cb_prev = LayerSimilarity(
+        probe,
+        metric="linear_cka",
+        reference="previous",
+        log_dir=tmp_path / "b",
+        every_n_steps=2,
+    )
+    model.fit(
+        x[:128],
+        y[:128],
+        epochs=2,
+        batch_size=32,
+        verbose=0,
+        callbacks=[cb_init, cb_prev],
+    )
+    end = [_acts(model, n, probe) for n in ("d1", "d2", "out")]
+    for i in range(3):
+        want = float(linear_cka(start[i], end[i]))
+        assert abs(cb_init.values[i, -1] - want) < 1e-5
+    assert cb_prev.steps == [2, 4, 6, 8]
+    assert cb_prev.values.shape == (3, 4)
+
+
+def test_model_reference_writes_matrix(tmp_path, digits):
+    (x, y), (x_test, _) = digits
+    teacher = _model()
+    student = _model()
+    cb = LayerSimilarity(
+        x_test[:150],
+        metric="linear_cka",
+        reference=teacher,
+        log_dir=tmp_path,
+    )
+    student.fit(x[:64], y[:64], epochs=1, verbose=0, callbacks=[cb])
+    assert cb.values[0].shape == (3, 3)
+    ctx = __import__("tensorboard.context", fromlist=["RequestContext"])
+    listing = _provider(tmp_path).list_tensors(
+        ctx.RequestContext(), experiment_id="", plugin_name="layer_similarity"
+    )
+    content = json.loads(
+        listing["train"]["layer_similarity/layer_similarity"].plugin_content
+    )
+    assert content["kind"] == "matrix"
+    assert content["cols"] == ["d1", "d2", "out"]
+
+
+def test_validation(tmp_path):
+    probe = np.zeros((10, 64), "float32")
+    with pytest.raises(ValueError, match="reference"):
+        LayerSimilarity(probe, reference="best", log_dir=tmp_path)
+    with pytest.raises(TypeError, match="reference"):
+        LayerSimilarity(probe, reference=1.5, log_dir=tmp_path)
+    with pytest.raises(ValueError, match="metric"):
+        LayerSimilarity(probe, metric="mse", log_dir=tmp_path)
+    with pytest.raises(ValueError, match="every_n_epochs"):
+        LayerSimilarity(probe, every_n_epochs=0, log_dir=tmp_path)
+    with pytest.raises(ValueError, match="name"):
+        LayerSimilarity(probe, name="a/b", log_dir=tmp_path)
+    with pytest.raises(TypeError, match="log_dir"):
+        LayerSimilarity(probe, log_dir=None)
+    with pytest.raises(TypeError, match="options"):
+        LayerSimilarity(probe, log_dir=tmp_path, kep=0.9)
