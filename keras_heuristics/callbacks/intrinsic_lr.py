@@ -1,0 +1,272 @@
+"""Effective and intrinsic learning rates of scale-invariant weights."""
+
+import math
+
+import keras
+from keras import ops
+
+from keras_heuristics import _hvp
+from keras_heuristics import _validation
+from keras_heuristics.callbacks import _logging
+
+_BATCH_NORMS = (keras.layers.BatchNormalization,)
+_FEATURE_NORMS = (
+    keras.layers.LayerNormalization,
+    keras.layers.GroupNormalization,
+    keras.layers.UnitNormalization,
+)
+
+
+def scale_invariant_layers(model):
+    """Layers whose kernel feeds only into a normalisation layer.
+
+    A kernel `W` is scale-invariant (`f(cW) = f(W)` for `c > 0`) when the
+    layer's output goes straight into a `BatchNormalization` (which also
+    cancels the layer's bias), or into a `LayerNormalization`,
+    `GroupNormalization` or `UnitNormalization` when the layer has no bias.
+    Found from the model's graph (Sequential and functional models).
+
+    Returns:
+        A list of layers, in the model's order.
+    """
+    found = []
+    for layer in model._flatten_layers(include_self=False):
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None or not getattr(kernel, "trainable", False):
+            continue
+        nodes = getattr(layer, "_outbound_nodes", [])
+        consumers = [node.operation for node in nodes]
+        if not consumers:
+            continue
+        has_bias = getattr(layer, "bias", None) is not None
+        if all(
+            isinstance(c, _BATCH_NORMS)
+            or (isinstance(c, _FEATURE_NORMS) and not has_bias)
+            for c in consumers
+        ):
+            found.append(layer)
+    return found
+
+
+def _l2_of(regularizer):
+    if isinstance(regularizer, keras.regularizers.L2):
+        return float(regularizer.l2)
+    if isinstance(regularizer, keras.regularizers.L1L2):
+        return float(regularizer.l2)
+    return 0.0
+
+
+def equilibrium_angular_update(intrinsic_lr, optimizer):
+    """Predicted angular update per step at equilibrium, in radians.
+
+    For SGD with weight decay on a scale-invariant weight,
+    `||w_{t+1}||^2 = (1 - eta lambda)^2 ||w_t||^2 + eta^2 ||g_t||^2` with
+    `||g_t|| = G / ||w_t||`; at equilibrium the angular update is
+    `sqrt(2 eta lambda)`, and `sqrt(2 eta lambda / (1 + beta))` with
+    heavy-ball momentum `beta`. For the Adam family, whose update has a
+    norm independent of `||w||`, the same balance gives
+    `sqrt(2 eta lambda (1 - beta_1) / (1 + beta_1))` for uncorrelated
+    gradients. (Derived under a random-walk model, after Wan et al. 2020
+    and Kosson et al. 2023.)
+    """
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    value = 2.0 * max(intrinsic_lr, 0.0)
+    if isinstance(optimizer, keras.optimizers.Adam):
+        beta = float(optimizer.beta_1)
+        value *= (1.0 - beta) / (1.0 + beta)
+    elif isinstance(optimizer, keras.optimizers.SGD):
+        value /= 1.0 + float(optimizer.momentum)
+    return math.sqrt(value)
+
+
+class IntrinsicLR(keras.callbacks.Callback):
+    """Logs effective and intrinsic learning rates of scale-invariant weights.
+
+    A weight `w` followed by a normalisation layer is scale-invariant: only
+    its direction matters, and a step of rate `eta` moves the direction by
+    about `eta / ||w||^2` (the effective learning rate). With weight decay
+    `lambda`, Li, Lyu & Arora show that SGD reaches an equilibrium governed
+    by the intrinsic learning rate `eta * lambda`, in about
+    `O(1 / (eta lambda))` steps; at equilibrium the angular update per step
+    is `sqrt(2 eta lambda)` (see `equilibrium_angular_update` for the
+    momentum corrections). For each tracked weight the callback logs, every
+    `every_n_steps` steps, in `log_dir/train` under
+    `intrinsic_lr/<layer>/`:
+
+    - `weight_norm`: `||w||`;
+    - `effective_lr`: `eta / ||w||^2`;
+    - `angular_update`: `arccos(<w_t, w_{t+1}> / (||w_t|| ||w_{t+1}||))`
+      of the last step, in radians;
+    - `intrinsic_lr`: `eta * lambda`;
+    - `predicted_angular_update`: the equilibrium value above;
+    - `time_since_change`: steps since `eta * lambda` last moved by more
+      than `change_tolerance` (relatively), times the current
+      `eta * lambda`: the elapsed time in units of `1 / (eta lambda)`.
+      Values above a few mean the run had time to equilibrate.
+
+    `lambda` is the optimizer's decoupled `weight_decay` (Keras applies
+    `w -= eta * weight_decay * w`) plus twice the `l2` factor of an `L2`
+    kernel regulariser. The numbers are also kept in `self.history`.
+
+    Args:
+        log_dir: Root folder of the run's logs, or None to keep only
+            `self.history`.
+        layers: Names of the layers whose kernels to track (or layer
+            objects); None detects them with `scale_invariant_layers`.
+        every_n_steps: Measurement period in updates, >= 1.
+        change_tolerance: Relative change of `eta * lambda` counted as a
+            change, >= 0.
+
+    Example:
+
+    ```python
+    model.fit(x, y, callbacks=[
+        keras_heuristics.callbacks.IntrinsicLR("runs/demo")])
+    ```
+
+    References:
+        Li, Lyu & Arora, "Reconciling Modern Deep Learning with Traditional
+        Optimization Analyses: The Intrinsic Learning Rate", NeurIPS 2020.
+        Wan et al., "Spherical Motion Dynamics", 2020. Kosson et al.,
+        "Rotational Equilibrium", 2023.
+    """
+
+    def __init__(
+        self, log_dir=None, layers=None, every_n_steps=1, change_tolerance=0.05
+    ):
+        super().__init__()
+        self.log_dir = (
+            None if log_dir is None else _logging.check_log_dir(log_dir)
+        )
+        if layers is not None:
+            if isinstance(layers, (str, keras.layers.Layer)):
+                layers = [layers]
+            layers = list(layers)
+            for layer in layers:
+                if not isinstance(layer, (str, keras.layers.Layer)):
+                    raise TypeError(
+                        "Argument `layers` must hold layer names or layers. "
+                        f"Received: layers={layers!r}"
+                    )
+        self.layers = layers
+        self.every_n_steps = _validation.check_int(
+            "every_n_steps", every_n_steps, minimum=1
+        )
+        self.change_tolerance = _validation.check_non_negative(
+            "change_tolerance", change_tolerance
+        )
+        self.history = {}
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is None:
+            raise ValueError("IntrinsicLR needs a compiled model.")
+        self._optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+        self._writer = (
+            None
+            if self.log_dir is None
+            else _logging.run_writer(self.log_dir, "train")
+        )
+        self._targets = self._resolve(model)
+        _hvp.sync_state(model)
+        self._step = int(self._optimizer.iterations)
+        self._previous = None
+        self._changed_at = {}
+        self._reference = {}
+
+    def _resolve(self, model):
+        if self.layers is None:
+            layers = scale_invariant_layers(model)
+        else:
+            by_name = {
+                layer.name: layer
+                for layer in model._flatten_layers(include_self=False)
+            }
+            layers = []
+            for layer in self.layers:
+                if isinstance(layer, str):
+                    if layer not in by_name:
+                        raise ValueError(
+                            f"No layer named {layer!r} in the model. "
+                            f"Received: layers={self.layers!r}"
+                        )
+                    layer = by_name[layer]
+                if getattr(layer, "kernel", None) is None:
+                    raise ValueError(
+                        f"Layer {layer.name!r} has no kernel to track."
+                    )
+                layers.append(layer)
+        return [(layer.name, layer) for layer in layers]
+
+    def _decay(self, layer):
+        decay = 2.0 * _l2_of(getattr(layer, "kernel_regularizer", None))
+        optimizer = self._optimizer
+        weight_decay = getattr(optimizer, "weight_decay", None)
+        if weight_decay and optimizer._use_weight_decay(layer.kernel):
+            decay += float(weight_decay)
+        return decay
+
+    def _learning_rate(self, step):
+        rate = self._optimizer._learning_rate
+        if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
+            return float(ops.convert_to_numpy(rate(step)))
+        return float(ops.convert_to_numpy(rate))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if (self._step + 1) % self.every_n_steps == 0:
+            _hvp.sync_state(self.model)
+            self._previous = [
+                ops.copy(layer.kernel.value) for _, layer in self._targets
+            ]
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        if self._step % self.every_n_steps == 0 and self._previous:
+            self.measure(self._step)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.flush()
+
+    def measure(self, step):
+        """Logs the values of the step that has just ended as `step`."""
+        _hvp.sync_state(self.model)
+        # The rate the last update used.
+        rate = self._learning_rate(step - 1)
+        results = {}
+        for (name, layer), before in zip(self._targets, self._previous):
+            after = ops.convert_to_tensor(layer.kernel.value)
+            norm = float(ops.norm(ops.reshape(after, (-1,))))
+            norm_before = float(ops.norm(ops.reshape(before, (-1,))))
+            cosine = float(ops.sum(after * before)) / max(
+                norm * norm_before, 1e-30
+            )
+            angle = math.acos(min(1.0, max(-1.0, cosine)))
+            intrinsic = rate * self._decay(layer)
+            reference = self._reference.get(name)
+            if reference is None or abs(intrinsic - reference) > (
+                self.change_tolerance * abs(reference)
+            ):
+                self._reference[name] = intrinsic
+                self._changed_at[name] = step - 1
+            elapsed = step - self._changed_at[name]
+            values = {
+                "weight_norm": norm,
+                "effective_lr": rate / max(norm**2, 1e-30),
+                "angular_update": angle,
+                "intrinsic_lr": intrinsic,
+                "predicted_angular_update": equilibrium_angular_update(
+                    intrinsic, self._optimizer
+                ),
+                "time_since_change": elapsed * intrinsic,
+            }
+            for key, value in values.items():
+                tag = f"intrinsic_lr/{name}/{key}"
+                results[tag] = value
+                if self._writer is not None:
+                    self._writer.scalar(tag, value, step)
+        self.history.setdefault("step", []).append(step)
+        for tag, value in results.items():
+            self.history.setdefault(tag, []).append(value)
+        return results

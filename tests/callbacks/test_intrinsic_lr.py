@@ -1,0 +1,165 @@
+"""IntrinsicLR against closed forms: angles of known weight changes, the
+equilibrium formula and the graph detection."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_heuristics.callbacks.intrinsic_lr import IntrinsicLR
+from keras_heuristics.callbacks.intrinsic_lr import equilibrium_angular_update
+from keras_heuristics.callbacks.intrinsic_lr import scale_invariant_layers
+
+
+def _bn_model(optimizer, regularizer=None):
+    model = keras.Sequential(
+        [
+            keras.Input((2,)),
+            keras.layers.Dense(
+                2,
+                use_bias=False,
+                name="hidden",
+                kernel_regularizer=regularizer,
+            ),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dense(1, name="head"),
+        ]
+    )
+    model.compile(optimizer=optimizer, loss="mse")
+    return model
+
+
+def test_angular_update_of_a_known_weight_change():
+    model = _bn_model(keras.optimizers.SGD(0.1, weight_decay=0.01))
+    kernel = model.get_layer("hidden").kernel
+    kernel.assign(np.array([[1.0, 0.0], [0.0, 0.0]], "float32"))
+    callback = IntrinsicLR()
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.on_train_batch_begin(0)
+    kernel.assign(np.array([[1.0, 0.0], [1.0, 0.0]], "float32"))
+    callback.on_train_batch_end(0)
+    h = {
+        k.split("/")[-1]: v[0] for k, v in callback.history.items() if "/" in k
+    }
+    assert h["angular_update"] == pytest.approx(math.pi / 4, rel=1e-6)
+    assert h["weight_norm"] == pytest.approx(math.sqrt(2), rel=1e-6)
+    assert h["effective_lr"] == pytest.approx(0.1 / 2, rel=1e-6)
+    assert h["intrinsic_lr"] == pytest.approx(0.1 * 0.01, rel=1e-6)
+    assert h["predicted_angular_update"] == pytest.approx(
+        math.sqrt(2 * 0.001), rel=1e-6
+    )
+
+
+def test_values_during_fit_match_the_recorded_weights(rng, tmp_path):
+    x = rng.normal(size=(16, 2)).astype("float32")
+    y = rng.normal(size=(16, 1)).astype("float32")
+    optimizer = keras.optimizers.SGD(0.2, momentum=0.5)
+    model = _bn_model(optimizer, keras.regularizers.L2(0.005))
+    kernels = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            kernels.append(ops.convert_to_numpy(self.model.get_weights()[0]))
+
+    kernels.append(model.get_weights()[0])
+    callback = IntrinsicLR(log_dir=tmp_path)
+    model.fit(
+        x,
+        y,
+        batch_size=4,
+        epochs=1,
+        verbose=0,
+        shuffle=False,
+        callbacks=[callback, Record()],
+    )
+    assert callback.history["step"] == [1, 2, 3, 4]
+    angles = [
+        math.acos(
+            np.clip(
+                np.sum(a * b) / (np.linalg.norm(a) * np.linalg.norm(b)), -1, 1
+            )
+        )
+        for a, b in zip(kernels[:-1], kernels[1:])
+    ]
+    np.testing.assert_allclose(
+        callback.history["intrinsic_lr/hidden/angular_update"],
+        angles,
+        rtol=1e-3,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        callback.history["intrinsic_lr/hidden/weight_norm"],
+        [np.linalg.norm(k) for k in kernels[1:]],
+        rtol=1e-5,
+    )
+    # lambda = 2 * l2; SGD momentum correction 1 / (1 + beta).
+    np.testing.assert_allclose(
+        callback.history["intrinsic_lr/hidden/intrinsic_lr"], 0.2 * 0.01
+    )
+    np.testing.assert_allclose(
+        callback.history["intrinsic_lr/hidden/predicted_angular_update"],
+        math.sqrt(2 * 0.002 / 1.5),
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        callback.history["intrinsic_lr/hidden/time_since_change"],
+        np.array([1, 2, 3, 4]) * 0.002,
+        rtol=1e-6,
+    )
+    assert list((tmp_path / "train").iterdir())
+
+
+def test_learning_rate_change_restarts_the_clock():
+    schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
+        [1], [0.1, 0.01]
+    )
+    model = _bn_model(keras.optimizers.SGD(schedule, weight_decay=0.1))
+    callback = IntrinsicLR()
+    callback.set_model(model)
+    callback.on_train_begin()
+    for step in range(4):
+        callback.on_train_batch_begin(step)
+        callback.on_train_batch_end(step)
+    # PiecewiseConstantDecay changes after step 1: rates 0.1, 0.1, 0.01, 0.01.
+    np.testing.assert_allclose(
+        callback.history["intrinsic_lr/hidden/time_since_change"],
+        [0.01, 0.02, 0.001, 0.002],
+        rtol=1e-6,
+    )
+
+
+def test_adam_equilibrium():
+    adam = keras.optimizers.AdamW(1e-3, weight_decay=0.1, beta_1=0.9)
+    assert equilibrium_angular_update(1e-4, adam) == pytest.approx(
+        math.sqrt(2e-4 * 0.1 / 1.9)
+    )
+
+
+def test_detection_from_the_graph():
+    inputs = keras.Input((4, 4, 1))
+    h = keras.layers.Conv2D(2, 3, name="conv")(inputs)
+    h = keras.layers.BatchNormalization()(h)
+    h = keras.layers.Flatten()(h)
+    a = keras.layers.Dense(3, name="biased")(h)
+    a = keras.layers.LayerNormalization()(a)
+    b = keras.layers.Dense(3, use_bias=False, name="unbiased")(h)
+    b = keras.layers.LayerNormalization()(b)
+    c = keras.layers.Dense(3, name="plain")(keras.layers.Concatenate()([a, b]))
+    model = keras.Model(inputs, c)
+    names = [layer.name for layer in scale_invariant_layers(model)]
+    assert names == ["conv", "unbiased"]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="every_n_steps"):
+        IntrinsicLR(every_n_steps=0)
+    with pytest.raises(TypeError, match="layers"):
+        IntrinsicLR(layers=[3])
+    model = _bn_model(keras.optimizers.SGD(0.1))
+    callback = IntrinsicLR(layers=["missing"])
+    callback.set_model(model)
+    with pytest.raises(ValueError, match="missing"):
+        callback.on_train_begin()
