@@ -162,7 +162,9 @@ class RestartSnapshots(keras.callbacks.Callback):
         self.snapshots.append(path)
         self.steps.append(step)
 
-    def predict_ensemble(self, model, x, last=None, batch_size=None):
+    def predict_ensemble(
+        self, model, x, last=None, batch_size=None, activation=None
+    ):
         """Averages the predictions of the saved snapshots.
 
         The snapshots are loaded one after the other into a clone of `model`
@@ -175,6 +177,9 @@ class RestartSnapshots(keras.callbacks.Callback):
             x: Inputs, as `model.predict` takes them.
             last: Use only the last `last` snapshots (all by default).
             batch_size: Passed to `predict`.
+            activation: Applied to each member's output before averaging,
+                e.g. `"softmax"` for a model that outputs logits (Huang et
+                al. average probabilities). `None` averages the raw outputs.
 
         Returns:
             The mean prediction, a NumPy array.
@@ -187,13 +192,13 @@ class RestartSnapshots(keras.callbacks.Callback):
         if last is None:
             last = len(self.snapshots)
         last = _validation.check_int("last", last, minimum=1)
+        transform = keras.activations.get(activation)
         clone = keras.models.clone_model(model)
         total = None
         paths = self.snapshots[-last:]
         for path in paths:
             clone.load_weights(path)
-            out = ops.convert_to_numpy(
-                clone.predict(x, batch_size=batch_size, verbose=0)
-            )
+            out = clone.predict(x, batch_size=batch_size, verbose=0)
+            out = ops.convert_to_numpy(transform(ops.convert_to_tensor(out)))
             total = out.astype("float64") if total is None else total + out
         return (total / len(paths)).astype(np.float32)

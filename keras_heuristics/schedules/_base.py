@@ -87,7 +87,7 @@ def evaluate_inner(schedule, step, dtype):
     """Evaluates a wrapped schedule (or constant) in `dtype`."""
     if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
         return ops.cast(schedule(step), dtype)
-    return ops.full_like(step, schedule, dtype=dtype)
+    return ops.zeros_like(step) + schedule
 
 
 def inner_restart_steps(schedule, up_to):

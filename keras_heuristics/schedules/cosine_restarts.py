@@ -102,40 +102,44 @@ class CosineRestarts(_base.BaseSchedule):
         return self._steps(self.first_decay_steps)
 
     def _cycle_start(self, i):
-        """Start of cycle `i` (float or tensor) in steps."""
+        """Start of cycle `i` in steps (Python float)."""
         period = self._period()
         if self.t_mul == 1.0:
             return i * period
         return period * (self.t_mul**i - 1.0) / (self.t_mul - 1.0)
 
     def _value(self, step, dtype):
+        # Few `keras.ops` calls: on eager backends (PyTorch) this runs once
+        # per training step, and each call has a fixed dispatch cost.
         period = self._period()
-        step = ops.maximum(step, 0.0)
-        if self.t_mul == 1.0:
+        m = self.t_mul
+        if m == 1.0:
             cycle = ops.floor(step / period)
+            length = period
+            start = cycle * period
         else:
-            estimate = ops.log1p(step * (self.t_mul - 1.0) / period)
-            cycle = ops.floor(estimate / math.log(self.t_mul))
-        # The logarithm may be off by one at a boundary: fix the index
-        # against the exact starts of the neighbouring cycles.
-        cycle = ops.where(step < self._cycle_start_t(cycle), cycle - 1, cycle)
-        cycle = ops.where(
-            step >= self._cycle_start_t(cycle + 1), cycle + 1, cycle
-        )
-        start = self._cycle_start_t(cycle)
-        length = period * ops.power(self.t_mul, cycle)
+            estimate = ops.log1p(step * ((m - 1.0) / period)) / math.log(m)
+            cycle = ops.floor(estimate)
+            growth = ops.power(m, cycle)  # exact for integer powers
+            start = period * (growth - 1.0) / (m - 1.0)
+            # The logarithm may be one cycle off at a boundary: correct it
+            # against the exact boundaries of the estimated cycle.
+            early = step < start
+            late = step >= start + period * growth
+            growth = ops.where(
+                early, growth / m, ops.where(late, growth * m, growth)
+            )
+            cycle = cycle + ops.cast(late, dtype) - ops.cast(early, dtype)
+            length = period * growth
+            start = period * (growth - 1.0) / (m - 1.0)
         fraction = (step - start) / length
         # (1 + cos(pi x)) / 2 written as cos(pi x / 2)**2, which keeps its
         # relative precision near the end of a cycle in float32.
-        cosine = ops.square(ops.cos(0.5 * math.pi * fraction))
-        amplitude = (1.0 - self.alpha) * ops.power(self.m_mul, cycle)
+        cosine = ops.square(ops.cos((0.5 * math.pi) * fraction))
+        amplitude = 1.0 - self.alpha
+        if self.m_mul != 1.0:
+            amplitude = amplitude * ops.power(self.m_mul, cycle)
         return self.initial_learning_rate * (self.alpha + amplitude * cosine)
-
-    def _cycle_start_t(self, cycle):
-        if self.t_mul == 1.0:
-            return cycle * self._period()
-        power = ops.power(ops.convert_to_tensor(self.t_mul, cycle.dtype), cycle)
-        return self._period() * (power - 1.0) / (self.t_mul - 1.0)
 
     def restart_steps(self, up_to):
         up_to = _validation.check_int("up_to", up_to, minimum=0)

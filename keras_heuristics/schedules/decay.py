@@ -142,7 +142,7 @@ class LinearDecay(_base.BaseSchedule):
         )
 
     def _value(self, step, dtype):
-        progress = ops.clip(step / self._steps(self.decay_steps), 0.0, 1.0)
+        progress = ops.minimum(step / self._steps(self.decay_steps), 1.0)
         start, end = self.initial_learning_rate, self.end_learning_rate
         return start + (end - start) * progress
 

@@ -83,7 +83,7 @@ class Join(_base.BaseSchedule):
         value = _base.evaluate_inner(self.schedules[0], step, dtype)
         for boundary, schedule in zip(self.boundaries, self.schedules[1:]):
             boundary = self._steps(boundary)
-            local = ops.maximum(step - boundary, 0.0)
+            local = ops.relu(step - boundary)
             piece = _base.evaluate_inner(schedule, local, dtype)
             value = ops.where(step < boundary, value, piece)
         return value

@@ -129,21 +129,22 @@ class Warmup(_base.BaseSchedule):
 
     def _value(self, step, dtype):
         length = self._length()
-        inner_step = ops.maximum(step - length, 0.0) if self.prefix else step
+        inner_step = ops.relu(step - length) if self.prefix else step
         target = _base.evaluate_inner(self.schedule, inner_step, dtype)
         if length == 0:
             return target
-        progress = ops.clip(step / length, 0.0, 1.0)
+        # The ramp is only used where step < length, so `progress` needs no
+        # clipping (fewer ops on eager backends, where this runs every step).
+        progress = step / length
         init = self.initial_learning_rate
         if self.shape == "linear":
             ramp = init + (target - init) * progress
         elif self.shape == "cosine":
-            weight = 0.5 * (1.0 - ops.cos(math.pi * progress))
+            weight = 0.5 - 0.5 * ops.cos(math.pi * progress)
             ramp = init + (target - init) * weight
         else:
-            safe = ops.maximum(target, init * 1e-30)
-            ramp = init * ops.exp(progress * ops.log(safe / init))
-            ramp = ops.where(target > 0, ramp, target)
+            ratio = ops.relu(target) / init + 1e-30
+            ramp = init * ops.exp(progress * ops.log(ratio))
         return ops.where(step < length, ramp, target)
 
     def restart_steps(self, up_to):

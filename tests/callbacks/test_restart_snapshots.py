@@ -95,3 +95,23 @@ def test_ensemble_needs_snapshots(tmp_path):
     callback = RestartSnapshots(tmp_path / "s{index}.weights.h5")
     with pytest.raises(ValueError, match="No snapshot"):
         callback.predict_ensemble(unit_gradient_model(0.1), np.ones((1, 1)))
+
+
+def test_ensemble_averages_probabilities(tmp_path):
+    model = unit_gradient_model(CosineRestarts(0.1, 2, t_mul=1.0))
+    callback = RestartSnapshots(tmp_path / "s{index}.weights.h5")
+    x, y = ones(4)
+    model.fit(
+        x, y, batch_size=1, shuffle=False, verbose=0, callbacks=[callback]
+    )
+    # One output: sigmoid probabilities of the snapshot weights, averaged.
+    weights = []
+    clone = keras.models.clone_model(model)
+    for path in callback.snapshots:
+        clone.load_weights(path)
+        weights.append(weight(clone))
+    expected = np.mean(1 / (1 + np.exp(-np.array(weights))))
+    got = callback.predict_ensemble(
+        model, np.ones((1, 1)), activation="sigmoid"
+    )
+    np.testing.assert_allclose(got, expected, rtol=1e-5)

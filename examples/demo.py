@@ -1,0 +1,61 @@
+"""The main job: the paper's analyses on scikit-learn's digits, one log folder.
+
+    make demo                      # or: python -m examples.demo --logdir runs/demo
+    tensorboard --logdir runs/demo
+
+Each analysis writes into its own subfolder of `--logdir`, so one
+`tensorboard --logdir` shows everything.
+"""
+
+import importlib
+import os
+import shutil
+import time
+
+from absl import app
+from absl import flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("logdir", "runs/demo", "Root folder of all the logs.")
+flags.DEFINE_bool("full", False, "Longer runs instead of the demo-sized ones.")
+flags.DEFINE_list(
+    "only", [], "Run only these steps (by name); all of them by default."
+)
+
+# (name, module, what it shows). Each module has `run(logdir, quick=...)`.
+STEPS = [
+    ("sgdr", "examples.sgdr_snapshots", "warmup + SGDR, LR logging, snapshots"),
+]
+
+
+def main(argv):
+    del argv
+    root = os.path.abspath(FLAGS.logdir)
+    names = [name for name, _, _ in STEPS]
+    unknown = sorted(set(FLAGS.only) - set(names))
+    if unknown:
+        raise app.UsageError(
+            f"--only: unknown step(s) {unknown}; choose from {names}"
+        )
+    started = time.time()
+    for name, module, what in STEPS:
+        if FLAGS.only and name not in FLAGS.only:
+            continue
+        print(f"\n=== {name}: {what} ===", flush=True)
+        step_started = time.time()
+        folder = os.path.join(root, name)
+        if os.path.isdir(folder):
+            print(f"(replacing the logs of an earlier run in {folder})")
+            shutil.rmtree(folder)
+        importlib.import_module(module).run(folder, quick=not FLAGS.full)
+        print(f"=== {name} done in {time.time() - step_started:.0f} s ===")
+    print(
+        f"\nAll done in {time.time() - started:.0f} s. TensorBoard logs are in\n"
+        f"  {root}\nOpen them with\n"
+        f"  .venv/bin/tensorboard --logdir {root}\n"
+        "and browse to http://localhost:6006"
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)
