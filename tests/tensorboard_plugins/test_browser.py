@@ -13,7 +13,8 @@ import pytest
 from tests.tensorboard_plugins import browser
 from tests.tensorboard_plugins import logs
 
-pytestmark = pytest.mark.slow
+# The dashboards do not depend on the Keras backend: one run is enough.
+pytestmark = [pytest.mark.slow, pytest.mark.only_backends("jax")]
 
 
 @pytest.fixture(scope="module")
