@@ -1,0 +1,130 @@
+"""Freezing chosen layers for the first steps of training."""
+
+import keras
+from keras import ops
+
+from keras_heuristics import _hvp
+from keras_heuristics import _validation
+
+
+def _slots_of(optimizer, variable):
+    """The optimizer's per-weight state (momentum, moments, ...) of one weight.
+
+    Keras' optimizers keep each kind of state as a list with one entry per
+    trainable weight, in the order of `_get_variable_index`.
+    """
+    count = len(optimizer._trainable_variables)
+    index = optimizer._get_variable_index(variable)
+    slots = []
+    for value in vars(optimizer).values():
+        if (
+            isinstance(value, list)
+            and len(value) == count
+            and any(isinstance(v, keras.Variable) for v in value)
+        ):
+            slot = value[index]
+            if isinstance(slot, keras.Variable):
+                slots.append(slot)
+    return slots
+
+
+class FreezeLayers(keras.callbacks.Callback):
+    """Holds chosen layers fixed for the first `steps` updates of training.
+
+    Gotmare et al. found that warmup mainly keeps the deeper, fully
+    connected layers from changing much early on, and that freezing them
+    for the first epochs of large-batch training (without warmup) works
+    about as well: the "large batch + frozen FC layers" control. This
+    callback runs that control on any compiled model and any backend,
+    without recompiling: during the first `steps` updates the trainable
+    weights of the chosen layers, and the optimizer's state for them
+    (momentum, Adam's moments), are put back to their values at the start
+    of `fit` after every update, until the optimizer has made `steps`
+    updates in all; from then on they train normally, with a fresh
+    optimizer state.
+
+    The frozen weights still receive gradients (the compute is not saved);
+    non-trainable state such as batch-norm statistics is not held. On JAX
+    the trainer's state is synced to the variables after every frozen step.
+
+    Args:
+        layers: Names of the layers to freeze, or layer objects (nested
+            layers of a sub-model included).
+        steps: Number of updates to keep them frozen, >= 0.
+
+    Example:
+
+    ```python
+    dense = [l.name for l in model.layers if isinstance(l, keras.layers.Dense)]
+    model.fit(x, y, callbacks=[
+        keras_heuristics.callbacks.FreezeLayers(dense, steps=200)])
+    ```
+
+    References:
+        Gotmare et al., "A Closer Look at Deep Learning Heuristics: Learning
+        Rate Restarts, Warmup and Distillation", ICLR 2019 (Section 4).
+    """
+
+    def __init__(self, layers, steps):
+        super().__init__()
+        if isinstance(layers, (str, keras.layers.Layer)):
+            layers = [layers]
+        try:
+            layers = list(layers)
+        except TypeError:
+            raise TypeError(
+                "Argument `layers` must be a list of layer names or layers. "
+                f"Received: layers={layers!r}"
+            ) from None
+        if not layers:
+            raise ValueError("Argument `layers` must not be empty.")
+        for layer in layers:
+            if not isinstance(layer, (str, keras.layers.Layer)):
+                raise TypeError(
+                    "Argument `layers` must hold layer names or layers. "
+                    f"Received: layers={layers!r}"
+                )
+        self.layers = layers
+        self.steps = _validation.check_int("steps", steps, minimum=0)
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is None:
+            raise ValueError("FreezeLayers needs a compiled model.")
+        optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+        _hvp.sync_state(model)
+        if not optimizer.built:
+            optimizer.build(model.trainable_variables)
+        by_name = {
+            layer.name: layer
+            for layer in model._flatten_layers(include_self=False)
+        }
+        variables = []
+        for layer in self.layers:
+            if isinstance(layer, str):
+                if layer not in by_name:
+                    raise ValueError(
+                        f"No layer named {layer!r} in the model. "
+                        f"Received: layers={self.layers!r}"
+                    )
+                layer = by_name[layer]
+            variables.extend(layer.trainable_variables)
+        known = {id(v) for v in optimizer._trainable_variables}
+        held = []
+        for variable in variables:
+            held.append(variable)
+            if id(variable) in known:
+                held.extend(_slots_of(optimizer, variable))
+        self._held = [(v, ops.copy(v.value)) for v in held]
+        self._step = int(optimizer.iterations)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        if self._step > self.steps:
+            return
+        _hvp.sync_state(self.model)
+        for variable, value in self._held:
+            variable.assign(ops.copy(value))
+        if self._step == self.steps:
+            self._held = []

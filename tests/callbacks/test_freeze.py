@@ -1,0 +1,108 @@
+"""FreezeLayers: frozen layers do not move, the others train exactly as
+with Keras' own `trainable=False`, and the frozen ones train afterwards."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_heuristics.callbacks.freeze import FreezeLayers
+
+
+def _model(optimizer, seed=1):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(5, activation="tanh", name="body"),
+            keras.layers.Dense(3, activation="tanh", name="deep"),
+            keras.layers.Dense(1, name="head"),
+        ]
+    )
+    model.compile(optimizer=optimizer, loss="mse")
+    return model
+
+
+def _data(rng):
+    x = rng.normal(size=(32, 4)).astype("float32")
+    y = rng.normal(size=(32, 1)).astype("float32")
+    return x, y
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: keras.optimizers.SGD(0.1, momentum=0.9, weight_decay=0.01),
+        lambda: keras.optimizers.Adam(0.01),
+    ],
+)
+def test_frozen_layers_hold_and_others_match_native_freezing(rng, make):
+    x, y = _data(rng)
+    model = _model(make())
+    initial = {
+        name: [np.array(w) for w in model.get_layer(name).get_weights()]
+        for name in ("body", "deep", "head")
+    }
+    callback = FreezeLayers(["deep", "head"], steps=4)
+    model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=1,
+        verbose=0,
+        shuffle=False,
+        callbacks=[callback],
+    )
+    for name in ("deep", "head"):
+        for a, b in zip(initial[name], model.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    # Reference: Keras' own freezing, set before compiling.
+    reference = _model(make())
+    reference.get_layer("deep").trainable = False
+    reference.get_layer("head").trainable = False
+    reference.compile(optimizer=make(), loss="mse")
+    reference.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    body = model.get_layer("body").get_weights()
+    expected = reference.get_layer("body").get_weights()
+    for a, b in zip(body, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(body[0], initial["body"][0])
+    # The optimizer state of the frozen weights is still fresh.
+    optimizer = model.optimizer
+    slots = getattr(optimizer, "momentums", None) or optimizer._momentums
+    for variable in model.get_layer("head").trainable_variables:
+        slot = slots[optimizer._get_variable_index(variable)]
+        assert not np.any(keras.ops.convert_to_numpy(slot))
+    # After `steps` updates they train again.
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[callback])
+    assert not np.allclose(
+        model.get_layer("head").get_weights()[0], initial["head"][0]
+    )
+
+
+def test_steps_zero_freezes_nothing(rng):
+    x, y = _data(rng)
+    model = _model(keras.optimizers.SGD(0.1))
+    head = np.array(model.get_layer("head").get_weights()[0])
+    model.fit(
+        x,
+        y,
+        batch_size=32,
+        epochs=1,
+        verbose=0,
+        callbacks=[FreezeLayers("head", steps=0)],
+    )
+    assert not np.allclose(model.get_layer("head").get_weights()[0], head)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="steps"):
+        FreezeLayers(["head"], steps=-1)
+    with pytest.raises(TypeError, match="layers"):
+        FreezeLayers([1], steps=1)
+    with pytest.raises(ValueError, match="layers"):
+        FreezeLayers([], steps=1)
+    model = _model(keras.optimizers.SGD(0.1))
+    callback = FreezeLayers(["missing"], steps=1)
+    callback.set_model(model)
+    with pytest.raises(ValueError, match="missing"):
+        callback.on_train_begin()
