@@ -138,6 +138,5 @@ def plot_plane(plane, metric="loss", ax=None, vmax=None, title=None):
     ax.set_xlabel("x (weight-space units)")
     ax.set_ylabel("y (weight-space units)")
     ax.set_title(title or f"{plane.split} {metric} over the plane")
-    ax.set_aspect("equal", adjustable="box")
     figure.tight_layout()
     return figure
