@@ -97,24 +97,31 @@ def weight_values(model):
     return [ops.copy(v.value) for v in model.trainable_variables]
 
 
-def loss_function(model, x, y, sample_weight=None, training=True):
-    """`L(w)`: the compiled loss (plus regularisation) of one batch.
+def non_trainable_values(model):
+    """Snapshots of the model's non-trainable state, as tensors."""
+    return [ops.copy(v.value) for v in model.non_trainable_variables]
 
-    The non-trainable state (batch-norm statistics, seeds) is frozen at its
-    current value, so repeated calls are deterministic and change nothing.
+
+def loss_function(model, x, y, sample_weight=None, training=True):
+    """`L(w, s)`: the compiled loss (plus regularisation) of one batch.
+
+    `w` are the trainable weights; `s`, the non-trainable state (batch-norm
+    statistics, seeds), defaults to its value when this function was made.
+    It is only read, so repeated calls are deterministic and change
+    nothing.
     """
-    non_trainable = [
-        ops.convert_to_tensor(v.value) for v in model.non_trainable_variables
-    ]
+    snapshot = non_trainable_values(model)
     x = keras.tree.map_structure(ops.convert_to_tensor, x)
     y = keras.tree.map_structure(ops.convert_to_tensor, y)
     if sample_weight is not None:
         sample_weight = ops.convert_to_tensor(sample_weight)
 
-    def loss(weights):
+    def loss(weights, non_trainable=None):
+        if non_trainable is None:
+            non_trainable = snapshot
         y_pred, _, losses = model.stateless_call(
             list(weights),
-            non_trainable,
+            list(non_trainable),
             x,
             training=training,
             return_losses=True,
@@ -179,44 +186,62 @@ def _grad_tensorflow(fn, weights):
     return _value_and_grad_tensorflow(fn, weights)[1]
 
 
-def hvp(fn, weights, vectors):
+def hvp(fn, weights, vectors, non_trainable=None):
     """The Hessian-vector product `H v` of `fn` at `weights`.
 
     Args:
-        fn: A scalar function of a list of tensors (see `loss_function`).
+        fn: A scalar function `fn(weights, non_trainable)` (see
+            `loss_function`).
         weights: The point, a list of tensors.
         vectors: `v`, a list of tensors shaped like `weights`.
+        non_trainable: Passed on to `fn`.
 
     Returns:
         `H v` as a list of tensors shaped like `weights`.
     """
-    return hvp_function(fn)(weights, vectors)
+    return hvp_function(fn)(weights, vectors, non_trainable)
 
 
 def hvp_function(fn):
-    """`(weights, vectors) -> H v` for `fn`, compiled once where possible.
+    """`(weights, vectors, non_trainable=None) -> H v` for `fn`.
 
-    On JAX the forward-over-reverse product is jit-compiled, so the many
-    products of one eigenvalue computation share one trace.
+    Make it once and call it many times: on JAX the forward-over-reverse
+    product is jit-compiled once, the weights and the non-trainable state
+    being arguments.
     """
     backend = keras.backend.backend()
     if backend == "torch":
-        return lambda weights, vectors: _hvp_torch(fn, weights, vectors)
+
+        def torch_product(weights, vectors, non_trainable=None):
+            return _hvp_torch(lambda w: fn(w, non_trainable), weights, vectors)
+
+        return torch_product
     if backend == "jax":
         import jax
 
-        def product(weights, vectors):
-            return jax.jvp(jax.grad(fn), (weights,), (vectors,))[1]
+        def product(weights, vectors, non_trainable):
+            def grad(w):
+                return jax.grad(fn)(w, non_trainable)
+
+            return jax.jvp(grad, (weights,), (vectors,))[1]
 
         compiled = jax.jit(product)
-        return lambda weights, vectors: list(
-            compiled(list(weights), _cast_like(vectors, weights))
-        )
 
-    def tf_product(weights, vectors):
+        def jax_product(weights, vectors, non_trainable=None):
+            return list(
+                compiled(
+                    list(weights),
+                    _cast_like(vectors, weights),
+                    None if non_trainable is None else list(non_trainable),
+                )
+            )
+
+        return jax_product
+
+    def tf_product(weights, vectors, non_trainable=None):
         weights = list(weights)
         _, product = ops.jvp(
-            lambda w: _grad_tensorflow(fn, w),
+            lambda w: _grad_tensorflow(lambda v: fn(v, non_trainable), w),
             (weights,),
             (_cast_like(vectors, weights),),
         )

@@ -268,6 +268,8 @@ class Sharpness(keras.callbacks.Callback):
         optimizer = self.model.optimizer
         optimizer = getattr(optimizer, "inner_optimizer", optimizer)
         self._optimizer = optimizer
+        self._loss = None
+        self._product = None
         is_adam = isinstance(optimizer, keras.optimizers.Adam)
         self._measure_preconditioned = (
             is_adam if self.preconditioned == "auto" else self.preconditioned
@@ -299,23 +301,26 @@ class Sharpness(keras.callbacks.Callback):
         optimizer = self._optimizer
         if not optimizer.built:
             optimizer.build(self.model.trainable_variables)
-        x, y, sample_weight = self._batch
-        loss_at = _hvp.loss_function(self.model, x, y, sample_weight)
+        if self._loss is None:
+            x, y, sample_weight = self._batch
+            self._loss = _hvp.loss_function(self.model, x, y, sample_weight)
+            self._product = _hvp.hvp_function(self._loss)
         weights = _hvp.weight_values(self.model)
+        state = _hvp.non_trainable_values(self.model)
         rate = float(ops.convert_to_numpy(optimizer.learning_rate))
         threshold = stability_threshold(optimizer, rate)
         values = {}
 
-        product = _hvp.hvp_function(loss_at)
-
         def hessian(v):
             parts = _hvp.unflatten(v, weights)
-            return _hvp.flatten(product(weights, parts))
+            return _hvp.flatten(self._product(weights, parts, state))
 
         values["sharpness"], iterations = self._top("hessian", hessian)
         values["sharpness/iterations"] = iterations
         if self._measure_preconditioned:
-            _, gradients = _hvp.value_and_grad(loss_at, weights)
+            _, gradients = _hvp.value_and_grad(
+                lambda w: self._loss(w, state), weights
+            )
             diagonal = _hvp.flatten(adam_preconditioner(optimizer, gradients))
             scale = 1.0 / ops.sqrt(diagonal)
 
