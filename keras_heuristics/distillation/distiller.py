@@ -228,17 +228,23 @@ class Distiller(keras.Model):
         sample_weight = _cache.unpack_sample_weight(sample_weight)
         if y_pred is None:
             y_pred = self(x, training=training)
-        step = ops.convert_to_tensor(self.distillation_step)
+        step = None
+        if not isinstance(self.temperature, float) or not isinstance(
+            self.alpha, float
+        ):
+            step = ops.convert_to_tensor(self.distillation_step)
         temperature = self._value(self.temperature, step)
         alpha = self._value(self.alpha, step)
-        teacher = cached if cached is not None else self.teacher_outputs(x)
-        teacher = [ops.stop_gradient(t) for t in teacher]
+        if cached is not None:
+            teacher = cached  # data: no gradient to stop
+        else:
+            teacher = [ops.stop_gradient(t) for t in self.teacher_outputs(x)]
 
         kd = losses.kd_loss(
             teacher[0], y_pred, temperature, sample_weight=sample_weight
         )
         total = alpha * kd
-        student_loss = ops.zeros((), "float32")
+        student_loss = 0.0
         if self._compile_loss is not None:
             if y is None:
                 raise ValueError(
@@ -246,8 +252,8 @@ class Distiller(keras.Model):
                     "`fit`/`evaluate`, or use `alpha=1.0` and compile with "
                     "`loss=None` for pure distillation."
                 )
-            student_loss = ops.cast(
-                self._compile_loss(y, y_pred, sample_weight), "float32"
+            student_loss = losses.as_float32(
+                self._compile_loss(y, y_pred, sample_weight)
             )
             total = total + (1.0 - alpha) * student_loss
         if self.hints:

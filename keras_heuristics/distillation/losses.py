@@ -5,6 +5,7 @@ temperature-scaled logits, never from clipped probabilities, so it is exact
 for confident teachers and its gradient never dies.
 """
 
+import keras
 from keras import ops
 
 from keras_heuristics import _validation
@@ -104,13 +105,26 @@ def kd_loss(
             f"same shape. Received: teacher_logits.shape={t_shape}, "
             f"student_logits.shape={s_shape}"
         )
-    teacher_logits = ops.cast(teacher_logits, "float32")
-    student_logits = ops.cast(student_logits, "float32")
-    temperature = ops.cast(temperature, "float32")
-    log_p_t = ops.log_softmax(teacher_logits / temperature, axis=-1)
-    log_p_s = ops.log_softmax(student_logits / temperature, axis=-1)
+    teacher_logits = as_float32(teacher_logits)
+    student_logits = as_float32(student_logits)
+    if isinstance(temperature, float):
+        # A constant: scale by Python numbers (fewer ops in eager mode).
+        scale, factor = 1.0 / temperature, temperature**2
+    else:
+        temperature = ops.cast(temperature, "float32")
+        scale, factor = 1.0 / temperature, ops.square(temperature)
+    log_p_t = ops.log_softmax(teacher_logits * scale, axis=-1)
+    log_p_s = ops.log_softmax(student_logits * scale, axis=-1)
     kl = ops.sum(ops.exp(log_p_t) * (log_p_t - log_p_s), axis=-1)
-    return _reduce(kl * ops.square(temperature), sample_weight, reduction)
+    if reduction == "none" or sample_weight is not None:
+        return _reduce(kl * factor, sample_weight, reduction)
+    return ops.mean(kl) * factor
+
+
+def as_float32(x):
+    if keras.backend.standardize_dtype(x.dtype) == "float32":
+        return x
+    return ops.cast(x, "float32")
 
 
 def hint_loss(
@@ -141,8 +155,8 @@ def hint_loss(
         Romero et al., "FitNets: Hints for Thin Deep Nets", ICLR 2015.
     """
     _check_reduction(reduction)
-    teacher_features = ops.cast(teacher_features, "float32")
-    student_features = ops.cast(student_features, "float32")
+    teacher_features = as_float32(ops.convert_to_tensor(teacher_features))
+    student_features = as_float32(ops.convert_to_tensor(student_features))
     t_shape = tuple(teacher_features.shape)
     s_shape = tuple(student_features.shape)
     if len(t_shape) != len(s_shape) or any(

@@ -24,6 +24,7 @@ def _pair_of_runs(hints=None, student_width=6):
     return distillers
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hints", [None, [("hidden", "hidden")]])
 def test_cached_training_equals_live_training(hints):
     live, cached = _pair_of_runs(hints)

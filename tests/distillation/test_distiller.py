@@ -120,6 +120,7 @@ def test_teacher_frozen_weights_and_batch_norm_statistics():
     )
 
 
+@pytest.mark.slow
 def test_save_load_and_train_on_without_compile(tmp_path):
     teacher, student = _models(batch_norm=True)
     x, y = ref.data()

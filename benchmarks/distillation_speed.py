@@ -1,0 +1,141 @@
+"""Epoch time of distillation: ours against `keras.distillation.Distiller`,
+and with cached teacher outputs against the plain student `fit`.
+
+Same teacher, student, data and batches for every configuration; the
+configurations take turns epoch by epoch so that machine noise hits them
+alike. An epoch is timed from `on_epoch_begin` to `on_epoch_end`, so the
+one-off teacher pass of the cache (printed separately) is not in it.
+Targets (issue): ours <= 1.0x Keras' distiller; cached <= 1.15x the student.
+
+    python -m benchmarks.distillation_speed            # the active backend
+    python -m benchmarks.distillation_speed --all      # each backend in turn
+"""
+
+import sys
+
+from benchmarks import _common
+
+THREADS = _common.pin_threads(1)
+
+import time  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_heuristics.distillation import Distiller  # noqa: E402
+
+SAMPLES, FEATURES, CLASSES, BATCH = 8192, 64, 10, 128
+TEMPERATURE, ALPHA = 3.0, 0.5
+
+
+def mlp(widths, name):
+    layers = [keras.Input((FEATURES,))]
+    layers += [keras.layers.Dense(w, activation="relu") for w in widths]
+    layers.append(keras.layers.Dense(CLASSES))
+    return keras.Sequential(layers, name=name)
+
+
+def loss():
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.times = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self._start)
+
+
+def configurations(teacher, student_weights):
+    def student():
+        model = mlp((64, 64), "student")
+        model.set_weights(student_weights)
+        return model
+
+    plain = student()
+    plain.compile(optimizer="adam", loss=loss())
+    theirs = keras.distillation.Distiller(
+        teacher=teacher,
+        student=student(),
+        distillation_losses=keras.distillation.LogitsDistillation(
+            temperature=TEMPERATURE, loss=keras.losses.KLDivergence()
+        ),
+        student_loss_weight=1.0 - ALPHA,
+    )
+    theirs.compile(optimizer="adam", loss=loss())
+    ours = Distiller(teacher, student(), temperature=TEMPERATURE, alpha=ALPHA)
+    ours.compile(optimizer="adam", loss=loss())
+    cached = Distiller(teacher, student(), temperature=TEMPERATURE, alpha=ALPHA)
+    cached.compile(optimizer="adam", loss=loss())
+    return {
+        "student fit": (plain, {}),
+        "keras Distiller": (theirs, {}),
+        "ours": (ours, {}),
+        "ours, cached": (cached, {"cache_teacher_outputs": True}),
+    }
+
+
+def main(rounds=7):
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(SAMPLES, FEATURES)).astype("float32")
+    y = rng.integers(0, CLASSES, SAMPLES).astype("int32")
+    teacher = mlp((512, 512, 512), "teacher")
+    weights = mlp((64, 64), "student").get_weights()
+    runs = configurations(teacher, weights)
+    timers = {name: EpochTimer() for name in runs}
+    fit_times = {name: [] for name in runs}
+    for round_ in range(rounds + 1):  # round 0 compiles and warms up
+        for name, (model, options) in runs.items():
+            start = time.perf_counter()
+            model.fit(
+                x,
+                y,
+                batch_size=BATCH,
+                epochs=1,
+                verbose=0,
+                callbacks=[timers[name]],
+                **options,
+            )
+            if round_:
+                fit_times[name].append(time.perf_counter() - start)
+    epoch = {name: np.median(t.times[1:]) for name, t in timers.items()}
+    steps = SAMPLES // BATCH
+    print(
+        f"backend={keras.backend.backend()} threads={THREADS} "
+        f"steps/epoch={steps} rounds={rounds} teacher=64-3x512-10 "
+        f"student=64-2x64-10"
+    )
+    print(
+        f"{'configuration':18s} {'ms/epoch':>9s} {'vs keras':>9s} "
+        f"{'vs student':>11s}"
+    )
+    for name, value in epoch.items():
+        print(
+            f"{name:18s} {1e3 * value:9.1f} "
+            f"{value / epoch['keras Distiller']:9.3f} "
+            f"{value / epoch['student fit']:11.3f}"
+        )
+    overhead = np.median(fit_times["ours, cached"]) - epoch["ours, cached"]
+    print(
+        f"one-off teacher pass of the cache (per fit call): "
+        f"{1e3 * overhead:.1f} ms"
+    )
+    print(
+        f"ours / keras Distiller = "
+        f"{epoch['ours'] / epoch['keras Distiller']:.3f} (target <= 1.0); "
+        f"cached / student fit = "
+        f"{epoch['ours, cached'] / epoch['student fit']:.3f} "
+        "(target <= 1.15)"
+    )
+
+
+if __name__ == "__main__":
+    if "--all" in sys.argv:
+        sys.exit(_common.run_per_backend("benchmarks.distillation_speed"))
+    main()
