@@ -147,6 +147,10 @@ class PathProfile:
         )
 
 
+def _scalar(x):
+    return float(ops.convert_to_numpy(x))
+
+
 def _positions(num_points):
     num_points = _validation.check_int("num_points", num_points, minimum=2)
     return np.linspace(0.0, 1.0, num_points)
@@ -177,7 +181,7 @@ def _run_profile(
     evaluator = _points.Evaluator(architecture, loss, metrics)
     # The settings and the norms of three points identify the run.
     fingerprint = [len(ts), 0.0 if path == "line" else 1.0] + [
-        float(_points.norm(weights_at(t))) for t in (0.0, 0.5, 1.0)
+        _scalar(_points.norm(weights_at(t))) for t in (0.0, 0.5, 1.0)
     ]
     record = _points.Checkpoint(checkpoint, fingerprint, len(ts))
     bar = _points.progress_bar(len(ts), verbose)
@@ -187,7 +191,7 @@ def _run_profile(
         weights = weights_at(float(t))
         if previous is not None:
             difference = [a - b for a, b in zip(weights, previous)]
-            lengths.append(float(_points.norm(difference)))
+            lengths.append(_scalar(_points.norm(difference)))
         previous = weights
         if not record.done(i):
             state = architecture.state(weights, state_at(float(t)), batches)
