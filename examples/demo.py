@@ -25,6 +25,11 @@ flags.DEFINE_list(
 # (name, module, what it shows). Each module has `run(logdir, quick=...)`.
 STEPS = [
     ("sgdr", "examples.sgdr_snapshots", "warmup + SGDR, LR logging, snapshots"),
+    (
+        "mode_connectivity",
+        "examples.sgdr_mode_connectivity",
+        "SGDR snapshots vs SGD: lines, a learned curve and the plane",
+    ),
 ]
 
 

@@ -283,17 +283,18 @@ def run(
     return results
 
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("logdir", "runs/sgdr_mode_connectivity", "Output folder.")
-flags.DEFINE_bool("quick", False, "Demo-sized run.")
-flags.DEFINE_integer("seed", 0, "Random seed.")
-
-
 def main(argv):
     del argv
+    FLAGS = flags.FLAGS
     run(FLAGS.logdir, quick=FLAGS.quick, seed=FLAGS.seed)
 
 
 if __name__ == "__main__":
+    # Flags are defined here so that examples.demo can import this module.
+    flags.DEFINE_string(
+        "logdir", "runs/sgdr_mode_connectivity", "Output folder."
+    )
+    flags.DEFINE_bool("quick", False, "Demo-sized run.")
+    flags.DEFINE_integer("seed", 0, "Random seed.")
     np.set_printoptions(precision=4)
     app.run(main)
