@@ -304,6 +304,12 @@ class Distiller(keras.Model):
         batch_size = arguments.get("batch_size") or 32
         x = arguments.get("x")
         _cache.check_cacheable("x", x)
+        if arguments.get("class_weight") is not None:
+            raise ValueError(
+                "`cache_teacher_outputs=True` cannot be combined with "
+                "`class_weight`; pass per-sample weights as `sample_weight` "
+                "instead."
+            )
         arguments["y"] = _cache.pack_targets(
             arguments.get("y"), self._predict_teacher(x, batch_size)
         )

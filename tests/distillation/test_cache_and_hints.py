@@ -90,6 +90,8 @@ def test_cache_refuses_data_it_cannot_cache():
             validation_data=_Batches(x, y),
             verbose=0,
         )
+    with pytest.raises(ValueError, match="class_weight"):
+        cached.fit(x, y, cache_teacher_outputs=True, class_weight={0: 2.0})
     with pytest.raises(TypeError, match="cache_teacher_outputs"):
         cached.fit(x, y, cache_teacher_outputs="yes")
 
