@@ -7,6 +7,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_heuristics import _backend
 from keras_heuristics import _validation
 from keras_heuristics.callbacks import _logging
 from keras_heuristics.similarity import capture as capture_lib
@@ -253,6 +254,7 @@ class LayerSimilarity(keras.callbacks.Callback):
             self._evaluate(epoch, epoch=epoch)
 
     def _evaluate(self, step, epoch):
+        _backend.sync_model_state(self.model)
         current = self._summaries(self._capture)
         if self._is_model_reference():
             m = np.array(

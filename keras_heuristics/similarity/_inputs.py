@@ -64,7 +64,8 @@ def as_matrix(name, x, min_examples=2):
         x = ops.cast(x, "float32")
     elif keras.backend.standardize_dtype(x.dtype) != "float32":
         x = ops.cast(x, "float32")
-    if not bool(ops.all(ops.isfinite(x))):
+    # a NaN or inf anywhere makes its column sum non-finite: one pass
+    if not bool(ops.all(ops.isfinite(ops.sum(x, axis=0)))):
         raise ValueError(
             f"Argument `{name}` holds NaN or infinite values; similarity is "
             "undefined for them. Check the activations (a diverged model?)."

@@ -10,9 +10,11 @@ singular values of `Wxᵀ (X̄ᵀȲ) Wy`, where `X̄` is the column-centred `x` 
 implemented:
 
 - *covariance route* (`method="cov"`): the Gram `X̄ᵀX̄` (one float32 GEMM on
-  the device), equilibrated to a correlation matrix `D⁻¹X̄ᵀX̄D⁻¹` in the wide
-  float of the backend and diagonalised, `Wx = D⁻¹ V Λ^{-1/2}`. Its cost is
-  the three `d x d` Gram products plus `O(d³)`;
+  the device), equilibrated to a correlation matrix `C = D⁻¹X̄ᵀX̄D⁻¹` and
+  Cholesky-factorised, `C = L Lᵀ`, `Wx = D⁻¹ L⁻ᵀ` (applied by triangular
+  solves). Its cost is the three `d x d` Gram products plus `O(d³)`; the
+  singular values of the small whitened cross matrix are taken as square
+  roots of the eigenvalues of `MᵀM` in float64 where the backend has it;
 - *QR route* (`method="qr"`): a Householder QR of the equilibrated `X̄`,
   then an SVD of the small `R` factor as a rank guard. About four times
   slower on a CPU, but its error does not grow with the conditioning.
@@ -21,11 +23,14 @@ On this project's measurements (float32 activations, neuron scales spread
 over six decades, `n = 2000 ... 10000`, `d = 64 ... 512`) the covariance
 route agrees with a float64 QR reference to better than 5e-5 in every
 canonical correlation as long as the condition number of the correlation
-matrix `D⁻¹X̄ᵀX̄D⁻¹` stays below 1e5, and degrades beyond (1e-4 on the mean
-at 1e7). `method="auto"` (the default) therefore takes the covariance route
-and switches a representation to the QR route when its correlation matrix
-is worse conditioned than `1e5`. Column equilibration makes both routes
-insensitive to the scale of individual neurons.
+matrix `C` stays below 1e5, and degrades beyond (1e-4 on the mean at 1e7).
+`method="auto"` (the default) therefore takes the covariance route and
+switches a representation to the QR route when `C` is ill-conditioned,
+judged by the Cholesky pivots: `(max L_ii / min L_ii)² > 1e3`, which on
+the same measurements corresponds to condition numbers of about 1e4 to
+1e5 (the pivot ratio underestimates it by a factor 10 to 150). Column
+equilibration makes both routes insensitive to the scale of individual
+neurons.
 
 **Guards.** No matrix is ever inverted explicitly. Constant neurons (column
 norm after centring below `1e-5` of the uncentred norm, i.e. float32 noise)
@@ -47,84 +52,146 @@ import numbers
 
 from keras import ops
 
+from keras_heuristics import _backend
 from keras_heuristics import _validation
 from keras_heuristics.similarity import _inputs
 
 COV_MAX_CONDITION = 1e5
+# Cholesky pivot ratio (max L_ii / min L_ii)² that stands in for it: on
+# the measured activations the ratio underestimates the condition number by
+# a factor 10 to 150.
+PIVOT_MAX_RATIO = 1e3
 CONSTANT_TOL = 1e-5
 RANK_TOL = 1e-5
 _METHODS = ("auto", "cov", "qr")
 
 
 class _Basis:
-    """A whitened representation: `t @ w` has orthonormal columns.
+    """A whitened representation: `t @ W` has orthonormal columns.
 
-    `t` is an (n, m) float32 tensor on the device; `w` an (m, k) matrix in
-    the wide float. Kept so that a layer x layer matrix factorises each
-    representation once and only forms `t_aᵀ t_b` per cell.
+    `t` is an (n, m) float32 tensor on the device. `W` is either explicit
+    (`w`, (m, k)) or, in the Cholesky form of the covariance route,
+    `W = D⁻¹ L⁻ᵀ` with `D⁻¹ = inv_scale` and `L` the Cholesky factor of the
+    correlation matrix (float32, applied with triangular solves). Kept so
+    that a layer x layer matrix factorises each representation once and
+    only forms `t_aᵀ t_b` per cell.
     """
 
-    def __init__(self, t, w, kept, centred):
+    def __init__(self, t, kept, centred, g, w=None, chol=None, inv_scale=None):
         self.t = t
+        self.g = g  # float32 Gram X̄ᵀX̄ of the kept neurons
         self.w = w
+        self.chol = chol
+        self.inv_scale = inv_scale
         self.kept = kept  # indices of the non-constant neurons
         self.centred = centred  # X̄ restricted to the kept neurons
-        self.rank = int(w.shape[1])
+        self.rank = int(chol.shape[0] if w is None else w.shape[1])
+
+    def apply_wt(self, m):
+        """`Wᵀ m` for an (m, p) matrix."""
+        if self.w is None:
+            m = ops.cast(m, "float32") * self.inv_scale[:, None]
+            return ops.solve_triangular(self.chol, m, lower=True)
+        return _inputs.mm(ops.transpose(self.w), ops.cast(m, self.w.dtype))
+
+    def explicit_w(self):
+        if self.w is not None:
+            return self.w
+        eye = ops.eye(self.rank, dtype="float32")
+        linv = ops.solve_triangular(self.chol, eye, lower=True)
+        w = ops.transpose(linv) * self.inv_scale[:, None]
+        return ops.cast(w, _inputs.wide())
 
 
-def _kept_neurons(xc, x):
-    """Indices of neurons that are not constant, judged in float32."""
-    wide = _inputs.wide()
-    centred = ops.cast(ops.sum(ops.square(xc), axis=0), wide)
-    raw = ops.cast(ops.sum(ops.square(x), axis=0), wide)
+def _kept_neurons(g, means, n):
+    """Indices of neurons that are not constant, judged in float32: the
+    centred norm is below `CONSTANT_TOL` of the uncentred one (float32
+    noise), read off the Gram diagonal and the means."""
+    centred = ops.diagonal(g)
+    raw = centred + n * ops.square(means)
     return _inputs.to_numpy_indices(centred > (CONSTANT_TOL**2) * raw)
+
+
+def _cholesky(corr):
+    """Cholesky factor of a correlation matrix and its pivot-based
+    condition estimate `(max L_ii / min L_ii)²`, or `(None, inf)`."""
+    try:
+        chol = ops.cholesky(corr)
+    except Exception:  # not positive definite (TensorFlow/PyTorch raise)
+        return None, float("inf")
+    pivots = ops.diagonal(chol)
+    if not bool(ops.all(ops.isfinite(chol))) or not bool(ops.min(pivots) > 0):
+        return None, float("inf")
+    return chol, float(ops.square(ops.max(pivots) / ops.min(pivots)))
 
 
 def basis(x, method="auto", rank_tol=RANK_TOL):
     """Centres `x`, drops constant neurons and whitens it (see module)."""
-    xc = _inputs.centre(x)
-    kept = _kept_neurons(xc, x)
+    means = ops.mean(x, axis=0)
+    xc = x - means[None, :]
+    g = ops.matmul(ops.transpose(xc), xc)
+    kept = _kept_neurons(g, means, int(x.shape[0]))
     if kept.size == 0:
         return None
     if kept.size < x.shape[1]:
         xc = ops.take(xc, kept, axis=1)
+        g = ops.take(ops.take(g, kept, axis=0), kept, axis=1)
     wide = _inputs.wide()
-    g = _inputs.gram(xc)
     inv_scale = 1.0 / ops.sqrt(ops.diagonal(g))
+    corr = g * inv_scale[:, None] * inv_scale[None, :]
     if method in ("auto", "cov"):
-        corr = g * inv_scale[:, None] * inv_scale[None, :]
-        lam, v = ops.eigh(corr)
-        lam_max = ops.max(lam)
-        lam_min = ops.min(lam)
-        well = bool(lam_min * COV_MAX_CONDITION > lam_max)
-        if method == "cov" or well:
-            keep = _inputs.to_numpy_indices(lam > rank_tol**2 * lam_max)
+        chol, condition = _cholesky(corr)
+        if chol is not None and condition < PIVOT_MAX_RATIO:
+            return _Basis(xc, kept, xc, g, chol=chol, inv_scale=inv_scale)
+        if method == "cov":  # forced: eigendecomposition with rank guard
+            corr = ops.cast(corr, wide)
+            lam, v = ops.eigh(corr)
+            keep = _inputs.to_numpy_indices(lam > rank_tol**2 * ops.max(lam))
             lam = ops.take(lam, keep)
             v = ops.take(v, keep, axis=1)
-            w = inv_scale[:, None] * v / ops.sqrt(lam)[None, :]
-            return _Basis(xc, w, kept, xc)
+            scale = ops.cast(inv_scale, wide)
+            w = scale[:, None] * v / ops.sqrt(lam)[None, :]
+            return _Basis(xc, kept, xc, g, w=w)
     # QR route on the equilibrated data; R's SVD doubles as rank guard.
-    xe = xc * ops.cast(inv_scale, "float32")[None, :]
+    xe = xc * inv_scale[None, :]
     q, r = ops.qr(xe, mode="reduced")
     u, s, _ = ops.svd(ops.cast(r, wide), full_matrices=False)
     keep = _inputs.to_numpy_indices(s > rank_tol * ops.max(s))
     w = ops.take(u, keep, axis=1)
-    return _Basis(q, w, kept, xc)
+    return _Basis(q, kept, xc, g, w=w)
 
 
 def _cross(a, b):
     """The whitened cross-correlation matrix `Waᵀ TaᵀTb Wb`."""
-    tt = _inputs.gram(a.t, b.t)
-    return _inputs.mm(_inputs.mm(ops.transpose(a.w), tt), b.w)
+    tt = ops.matmul(ops.transpose(a.t), b.t)
+    left = a.apply_wt(tt)  # Waᵀ TaᵀTb
+    return ops.transpose(b.apply_wt(ops.transpose(left)))
+
+
+def _singular_values(m):
+    """Singular values of a small matrix, descending.
+
+    With a float64 wide type they are the square roots of the eigenvalues
+    of `MᵀM` formed in float64 (about three times cheaper than an SVD on a
+    CPU, and exact to ~1e-8 even for correlations near 0); otherwise an SVD.
+    """
+    wide = _inputs.wide()
+    if wide == "float64":
+        m = ops.cast(m, "float64")
+        if m.shape[0] < m.shape[1]:
+            m = ops.transpose(m)
+        lam = _backend.eigvalsh(_inputs.mm(ops.transpose(m), m))
+        return ops.flip(ops.sqrt(ops.maximum(lam, 0.0)), axis=0)
+    s = ops.svd(m, full_matrices=False, compute_uv=False)
+    return ops.flip(ops.sort(s), axis=0)
 
 
 def correlations_from_bases(a, b):
     """Canonical correlations (descending) of two `_Basis` objects."""
-    wide = _inputs.wide()
     if a is None or b is None:
-        return ops.zeros((0,), dtype=wide)
-    s = ops.svd(_cross(a, b), full_matrices=False, compute_uv=False)
-    return ops.clip(ops.flip(ops.sort(s), axis=0), 0.0, 1.0)
+        return ops.zeros((0,), dtype="float32")
+    s = _singular_values(_cross(a, b))
+    return ops.cast(ops.clip(s, 0.0, 1.0), "float32")
 
 
 def _check_method(method):
@@ -297,7 +364,9 @@ def _neuron_frame(a):
     `G^{-1/2}`, the symmetric whitening of the reference implementation."""
     xc = a.centred
     if a.t is xc:
-        return _inputs.mm(_sqrt_psd(_inputs.gram(xc)), a.w)
+        return _inputs.mm(
+            _sqrt_psd(ops.cast(a.g, _inputs.wide())), a.explicit_w()
+        )
     # QR route: X̄ = Q (QᵀX̄) with QᵀX̄ = U_r S V_rᵀ, so the polar factor
     # G^{-1/2} X̄ᵀ Q = V_r U_rᵀ needs no inverse, and
     # G^{1/2} W_x = G^{-1/2} X̄ᵀ (Q w) = V_r U_rᵀ w.
@@ -306,9 +375,37 @@ def _neuron_frame(a):
     return _inputs.mm(polar, a.w)
 
 
+def _projection_weights(xc, g, raw, u_g, k):
+    """`α_i = Σ_j |⟨p_i, z_j⟩|` with `P` the orthonormalised `X̄ u_g + μ`.
+
+    With `D = X̄ u_g + 1 μ_kᵀ` and `X̄ᵀ1 = 0`, `DᵀD = u_gᵀ G u_g + n μ_k μ_kᵀ`
+    and `DᵀZ = u_gᵀ G + n μ_k μᵀ` are `d x d`; `PᵀZ = L⁻¹ DᵀZ` with
+    `DᵀD = L Lᵀ` (Cholesky QR), so nothing of size `n` is formed beyond the
+    Gram `G`. When `DᵀD` is too ill-conditioned for that in the wide float,
+    a Householder QR of `D` is used instead.
+    """
+    wide = _inputs.wide()
+    n = float(xc.shape[0])
+    g = ops.cast(g, wide)
+    means = ops.cast(ops.mean(raw, axis=0), wide)
+    mu_k = means[:k]
+    gu = _inputs.mm(g, u_g)
+    dtd = _inputs.mm(ops.transpose(u_g), gu) + n * mu_k[:, None] * mu_k[None, :]
+    dtz = ops.transpose(gu) + n * mu_k[:, None] * means[None, :]
+    limit = 1e10 if wide == "float64" else 1e4
+    chol, condition = _cholesky(dtd)
+    if chol is not None and condition < limit:
+        ptz = ops.solve_triangular(chol, dtz, lower=True)
+    else:
+        dirns = ops.matmul(xc, ops.cast(u_g, "float32"))
+        dirns = dirns + ops.cast(mu_k, "float32")[None, :]
+        p, _ = ops.qr(dirns, mode="reduced")
+        ptz = ops.cast(ops.matmul(ops.transpose(p), raw), wide)
+    return ops.sum(ops.abs(ptz), axis=1)
+
+
 def pwcca_from_bases(a, b, x_raw):
     """Projection-weighted CCA with `a` the side whose neurons weigh."""
-    wide = _inputs.wide()
     if a is None or b is None:
         return ops.convert_to_tensor(0.0, dtype="float32")
     # Google's directions are the left singular vectors u_g of
@@ -318,19 +415,13 @@ def pwcca_from_bases(a, b, x_raw):
     # singular vector; decomposing the same matrix M reproduces it.
     o_x = _neuron_frame(a)
     o_y = _neuron_frame(b)
-    m = _inputs.mm(_inputs.mm(o_x, _cross(a, b)), ops.transpose(o_y))
+    cross = ops.cast(_cross(a, b), _inputs.wide())
+    m = _inputs.mm(_inputs.mm(o_x, cross), ops.transpose(o_y))
     u_g, s, _ = ops.svd(m, full_matrices=False)
     k = min(a.rank, b.rank)
     rho = ops.clip(s[:k], 0.0, 1.0)
-    u_g = u_g[:, :k]
-    xc = a.centred
     raw = ops.take(x_raw, a.kept, axis=1)
-    means = ops.mean(raw, axis=0)
-    dirns = ops.matmul(xc, ops.cast(u_g, "float32")) + means[None, :k]
-    p, _ = ops.qr(dirns, mode="reduced")
-    weights = ops.sum(
-        ops.abs(ops.cast(ops.matmul(ops.transpose(p), raw), wide)), axis=1
-    )
+    weights = _projection_weights(a.centred, a.g, raw, u_g[:, :k], k)
     weights = weights / ops.sum(weights)
     return ops.cast(ops.sum(weights * rho), "float32")
 

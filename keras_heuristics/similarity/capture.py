@@ -146,6 +146,8 @@ class ActivationCapture:
                 outputs = [layer.output for layer in self.layers]
                 if inputs is None:
                     raise ValueError("no inputs")
+                if isinstance(inputs, (list, tuple)) and len(inputs) == 1:
+                    inputs = inputs[0]
             except (AttributeError, ValueError) as error:
                 raise ValueError(
                     _SUBCLASSED_HELP.format(name=repr(model.name))

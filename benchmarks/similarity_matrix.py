@@ -1,0 +1,65 @@
+"""A 20 x 20 similarity matrix: per-representation reuse against 400
+independent pair computations, same data, same run.
+
+The representations are 20 "epochs" of one layer (n examples, d neurons),
+as in an epoch x epoch picture. `pairwise_matrix` factorises each
+representation once; the baseline calls the pairwise metric on each of
+the 400 cells.
+
+    python -m benchmarks.similarity_matrix
+"""
+
+from benchmarks import _similarity_common as common  # noqa: I001
+
+import argparse
+import time
+
+import numpy as np
+from keras import ops
+
+from keras_heuristics.similarity.canonical import svcca
+from keras_heuristics.similarity.kernel_alignment import linear_cka
+from keras_heuristics.similarity.matrix import pairwise_matrix
+
+
+def _drifting(count, n, d, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d))
+    reps = []
+    for _ in range(count):
+        x = x @ (np.eye(d) + 0.05 * rng.standard_normal((d, d)) / np.sqrt(d))
+        reps.append(np.maximum(x, 0).astype("float32"))
+    return [ops.convert_to_tensor(r) for r in reps]
+
+
+def main(count=20, n=2000, d=256):
+    common.pin_backend_threads()
+    reps = _drifting(count, n, d)
+    print(f"{count} x {count} cells, n={n}, d={d}")
+    for metric, fn in (("svcca", svcca), ("linear_cka", linear_cka)):
+        # warm-up (compilation, caches) on a small matrix
+        pairwise_matrix(reps[:2], metric=metric)
+        common.sync(fn(reps[0], reps[1]))
+        start = time.perf_counter()
+        fast = pairwise_matrix(reps, reps, metric=metric)
+        reuse = time.perf_counter() - start
+        start = time.perf_counter()
+        slow = np.array(
+            [[float(common.sync(fn(a, b))) for b in reps] for a in reps]
+        )
+        independent = time.perf_counter() - start
+        error = float(np.abs(fast - slow).max())
+        print(
+            f"  {metric:10s} reuse {reuse:7.2f} s  independent "
+            f"{independent:7.2f} s  speed-up {independent / reuse:5.1f}x "
+            f"(target >= 10)  max |difference| {error:.1e}"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=20)
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--d", type=int, default=256)
+    args = parser.parse_args()
+    main(args.count, args.n, args.d)
