@@ -41,3 +41,38 @@ def compile_function(fn):
 
         return no_grad
     return fn
+
+
+def sync_model_state(model):
+    """Makes a model's variables current inside `fit` (for callbacks).
+
+    The JAX trainer keeps the training state outside the model between
+    epochs; a callback that runs the model mid-epoch must write it back
+    first. The other backends update the variables in place.
+    """
+    if keras.backend.backend() == "jax":
+        sync = getattr(model, "jax_state_sync", None)
+        if sync is not None:
+            sync()
+
+
+def eigvalsh(x):
+    """Eigenvalues (ascending) of a symmetric matrix, without eigenvectors.
+
+    `keras.ops.eigh` always computes the eigenvectors too, about three
+    times the cost on a CPU.
+    """
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        return torch.linalg.eigvalsh(x)
+    if backend == "jax":
+        import jax.numpy as jnp
+
+        return jnp.linalg.eigvalsh(x)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.linalg.eigvalsh(x)
+    return keras.ops.eigh(x)[0]
