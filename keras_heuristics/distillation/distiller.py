@@ -290,7 +290,9 @@ class Distiller(keras.Model):
                 once on `x` (and on `validation_data`) before training and
                 reuse them in every epoch. Requires in-memory arrays or
                 tensors; raises `ValueError` for datasets, generators and
-                `PyDataset`s, whose samples may change between epochs.
+                `PyDataset`s, whose samples may change between epochs, and
+                with `class_weight` (use `sample_weight`). The teacher runs
+                once per `fit` call, before its first epoch.
         """
         if not isinstance(cache_teacher_outputs, bool):
             raise TypeError(
