@@ -22,9 +22,11 @@ from keras_heuristics.similarity.kernel_alignment import linear_cka
 from keras_heuristics.similarity.matrix import pairwise_matrix
 
 
-def _drifting(count, n, d, seed=0):
+def _drifting(count, n, d, seed=0, exponent=0.0):
+    """`count` snapshots of one ReLU layer drifting during training; the
+    variance of the latent directions decays as `i**-exponent`."""
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, d))
+    x = rng.standard_normal((n, d)) * np.arange(1, d + 1) ** (-exponent / 2)
     reps = []
     for _ in range(count):
         x = x @ (np.eye(d) + 0.05 * rng.standard_normal((d, d)) / np.sqrt(d))
@@ -34,14 +36,22 @@ def _drifting(count, n, d, seed=0):
 
 def main(count=20, n=2000, d=256):
     common.pin_backend_threads()
-    reps = _drifting(count, n, d)
-    print(f"{count} x {count} cells, n={n}, d={d}")
+    for exponent in (0.0, 2.0):
+        reps = _drifting(count, n, d, exponent=exponent)
+        print(
+            f"{count} x {count} cells, n={n}, d={d}, latent variance ~ "
+            f"i^-{exponent:g} ({'flat' if exponent == 0 else 'power law'})"
+        )
+        _compare(reps)
+
+
+def _compare(reps):
     for metric, fn in (("svcca", svcca), ("linear_cka", linear_cka)):
         # warm-up (compilation, caches) on a small matrix
         pairwise_matrix(reps[:2], metric=metric)
         common.sync(fn(reps[0], reps[1]))
         start = time.perf_counter()
-        fast = pairwise_matrix(reps, reps, metric=metric)
+        fast = pairwise_matrix(reps, metric=metric)
         reuse = time.perf_counter() - start
         start = time.perf_counter()
         slow = np.array(

@@ -31,6 +31,115 @@ METRICS = (
 )
 
 
+def _orthonormal(basis):
+    """The explicit `n x k` orthonormal basis `t W` of a `_Basis`."""
+    if basis.w is None:  # Cholesky form: t D⁻¹ L⁻ᵀ
+        scaled = ops.transpose(basis.t * basis.inv_scale[None, :])
+        solved = ops.solve_triangular(basis.chol, scaled, lower=True)
+        return ops.transpose(solved)
+    return ops.matmul(basis.t, ops.cast(basis.w, "float32"))
+
+
+def _stacked_cca(reps_a, reps_b, rows, cols):
+    """Mean canonical correlations of every cell from one GEMM.
+
+    Each representation's orthonormal basis `Q_i` is formed once; all cross
+    blocks `Q_aᵀ Q_b` come from a single product of the stacked bases, and
+    each cell only needs the singular values of its block.
+    """
+
+    def stack(reps, count):
+        qs, offsets = [], []
+        start = 0
+        for i in range(count):
+            basis = reps.get(i)[0]
+            if basis is None:
+                offsets.append(None)
+                continue
+            q = _orthonormal(basis)
+            qs.append(q)
+            offsets.append((start, start + int(q.shape[1])))
+            start += int(q.shape[1])
+        return qs, offsets
+
+    qa, off_a = stack(reps_a, rows)
+    qb, off_b = (qa, off_a) if reps_b is reps_a else stack(reps_b, cols)
+    out = np.zeros((rows, cols), dtype="float32")
+    if not qa or not qb:
+        return out
+    symmetric = reps_b is reps_a
+    stacked_b = ops.concatenate(qb, axis=1)
+    big = None
+    if not symmetric:
+        big = ops.matmul(ops.transpose(ops.concatenate(qa, axis=1)), stacked_b)
+    for i, oa in enumerate(off_a):
+        if oa is None:
+            continue
+        if symmetric:  # one block row of the upper triangle per GEMM
+            row = ops.matmul(
+                ops.transpose(stacked_b[:, oa[0] : oa[1]]),
+                stacked_b[:, oa[0] :],
+            )
+        for j, ob in enumerate(off_b):
+            if ob is None:
+                continue
+            if symmetric and j < i:
+                out[i, j] = out[j, i]
+                continue
+            if symmetric:
+                block = row[:, ob[0] - oa[0] : ob[1] - oa[0]]
+            else:
+                block = big[oa[0] : oa[1], ob[0] : ob[1]]
+            rho = ops.clip(cca_lib._singular_values(block), 0.0, 1.0)
+            out[i, j] = float(ops.convert_to_numpy(ops.mean(rho)))
+    return out
+
+
+def _stacked_gram(reps_a, reps_b, rows, cols, same, chunk=128):
+    """CKA of every cell from stacked, vectorised centred Gram matrices.
+
+    `⟨K̃_a, K̃_b⟩` for all pairs is one GEMM per block of `chunk` Gram rows
+    (float32 products, accumulated in the wide float), as in Nguyen et
+    al.'s minibatch CKA.
+    """
+    wide = _inputs.wide()
+    grams_a = [ops.cast(reps_a.get(i)[0], "float32") for i in range(rows)]
+    grams_b = (
+        grams_a
+        if same
+        else [ops.cast(reps_b.get(j)[0], "float32") for j in range(cols)]
+    )
+    n = int(grams_a[0].shape[0])
+    cross = None
+    norm_a = None
+    norm_b = None
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        a = ops.stack([ops.reshape(g[start:stop], (-1,)) for g in grams_a])
+        b = (
+            a
+            if same
+            else ops.stack([ops.reshape(g[start:stop], (-1,)) for g in grams_b])
+        )
+        part = ops.cast(ops.matmul(a, ops.transpose(b)), wide)
+        cross = part if cross is None else cross + part
+        if not same:
+            pa = ops.cast(ops.sum(ops.square(a), axis=1), wide)
+            pb = ops.cast(ops.sum(ops.square(b), axis=1), wide)
+            norm_a = pa if norm_a is None else norm_a + pa
+            norm_b = pb if norm_b is None else norm_b + pb
+    cross = np.asarray(ops.convert_to_numpy(cross), dtype=np.float64)
+    if same:
+        norm_a = norm_b = np.diagonal(cross)
+    else:
+        norm_a = np.asarray(ops.convert_to_numpy(norm_a), dtype=np.float64)
+        norm_b = np.asarray(ops.convert_to_numpy(norm_b), dtype=np.float64)
+    den = np.sqrt(np.outer(np.maximum(norm_a, 0), np.maximum(norm_b, 0)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(den > 0, cross / np.where(den > 0, den, 1.0), 0.0)
+    return out.astype("float32")
+
+
 def check_metric(metric):
     return _validation.check_choice("metric", metric, METRICS)
 
@@ -51,7 +160,10 @@ def summarise(metric, x, gram_space=False, **options):
     if metric in ("linear_cka", "debiased_linear_cka"):
         debiased = metric == "debiased_linear_cka"
         if gram_space:
-            gram = cka_lib.centre_gram(cka_lib.linear_gram(x), debiased)
+            xc = _inputs.centre(x)
+            gram = ops.matmul(xc, ops.transpose(xc))  # centred already
+            if debiased:
+                gram = cka_lib.centre_gram(ops.cast(gram, _inputs.wide()), True)
             return gram, None
         return cka_lib.FeatureStats(x), None
     gram = cka_lib.rbf_gram(
@@ -162,8 +274,12 @@ def pairwise_matrix(
     gram_space = use_gram_space(metric, acts_a, acts_b, cells)
     reps_a = _Reps(metric, acts_a, options, gram_space)
     reps_b = reps_a if same else _Reps(metric, acts_b, options, gram_space)
-    out = np.zeros((len(acts_a), len(acts_b)), dtype="float32")
     symmetric = same and metric != "pwcca"
+    if metric in ("svcca", "cca"):
+        return _stacked_cca(reps_a, reps_b, len(acts_a), len(acts_b))
+    if gram_space:
+        return _stacked_gram(reps_a, reps_b, len(acts_a), len(acts_b), same)
+    out = np.zeros((len(acts_a), len(acts_b)), dtype="float32")
     bar = None
     if verbose:
         import keras
