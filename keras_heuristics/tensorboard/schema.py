@@ -46,7 +46,8 @@ def _names(argument, names, length):
     return names
 
 
-def _finite_float32(argument, array, ndim):
+def _as_float32(argument, array, ndim):
+    """float32 array of the given rank; NaN is allowed (shown as n/a)."""
     array = np.asarray(array, dtype="float32")
     if array.ndim != ndim:
         raise ValueError(
@@ -69,7 +70,7 @@ def write_similarity_matrix(
     reference="",
 ):
     """Writes a layer x layer similarity matrix for the plugin."""
-    matrix = _finite_float32("matrix", matrix, 2)
+    matrix = _as_float32("matrix", matrix, 2)
     content = {
         "version": VERSION,
         "kind": "matrix",
@@ -94,7 +95,7 @@ def write_similarity_layers(
     writer, name, values, step, metric, layers, reference
 ):
     """Writes one similarity per layer against a reference, for the plugin."""
-    values = _finite_float32("values", values, 1)
+    values = _as_float32("values", values, 1)
     content = {
         "version": VERSION,
         "kind": "layers",
@@ -119,9 +120,9 @@ def write_profile(writer, name, t, metrics, step=0, path="curve", split="test"):
         t: Positions in [0, 1], shape (T,).
         metrics: Dict metric name -> values of shape (T,).
     """
-    t = _finite_float32("t", t, 1)
+    t = _as_float32("t", t, 1)
     names = list(metrics)
-    rows = [t] + [_finite_float32(n, metrics[n], 1) for n in names]
+    rows = [t] + [_as_float32(n, metrics[n], 1) for n in names]
     if any(r.shape != t.shape for r in rows):
         raise ValueError("Every metric must have one value per position `t`.")
     content = {
@@ -162,8 +163,8 @@ def write_plane(
         curve: Sequence of (x, y), the curve in plane coordinates.
         projected: Sequence of dicts `{"name", "xy", "distance"}`.
     """
-    x = _finite_float32("x", x, 1)
-    y = _finite_float32("y", y, 1)
+    x = _as_float32("x", x, 1)
+    y = _as_float32("y", y, 1)
     names = list(metrics)
     grids = [np.asarray(metrics[n], dtype="float32") for n in names]
     if any(g.shape != (y.shape[0], x.shape[0]) for g in grids):
