@@ -10,6 +10,7 @@ from keras import ops
 from keras_heuristics import _hvp
 from keras_heuristics import _validation
 from keras_heuristics.callbacks import _logging
+from keras_heuristics.optimizers import gi_adam
 
 METHODS = ("lanczos", "power")
 
@@ -125,12 +126,15 @@ def stability_threshold(optimizer, learning_rate):
       `(2 + 2 beta_1) / ((1 - beta_1) eta)`, about `38 / eta` for
       `beta_1 = 0.9`.
 
-    Returns None for other optimizers.
+    Returns `inf` when `eta` is 0 (every sharpness is stable), and None for
+    other optimizers.
     """
     optimizer = getattr(optimizer, "inner_optimizer", optimizer)
     eta = float(learning_rate)
-    if eta <= 0:
+    if not isinstance(optimizer, (keras.optimizers.Adam, keras.optimizers.SGD)):
         return None
+    if eta <= 0:
+        return math.inf
     if isinstance(optimizer, keras.optimizers.Adam):
         beta = float(optimizer.beta_1)
         return (2.0 + 2.0 * beta) / ((1.0 - beta) * eta)
@@ -149,7 +153,8 @@ def adam_preconditioner(optimizer, gradients):
     `P = (1 - beta_1**t) (sqrt(v) + epsilon) / sqrt(1 - beta_2**t)`,
     `t = iterations + 1` and `v = beta_2 v + (1 - beta_2) g**2` the second
     moment after the current gradient `g`; this is Kalra & Barkeshli's
-    `P = (1 - beta_1**t) (sqrt(v_hat) + epsilon')`.
+    `P = (1 - beta_1**t) (sqrt(v_hat) + epsilon')`. For GI-Adam's first
+    update, `v = g**2`.
 
     Args:
         optimizer: A built `keras.optimizers.Adam` (or subclass).
@@ -163,10 +168,13 @@ def adam_preconditioner(optimizer, gradients):
     beta_1 = float(optimizer.beta_1)
     beta_2 = float(optimizer.beta_2)
     correction = (1.0 - beta_1**t) / math.sqrt(1.0 - beta_2**t)
+    # GI-Adam's first update starts from v = g**2.
+    first_gi = t == 1.0 and isinstance(optimizer, gi_adam._GradientInitMixin)
     diagonals = []
     for velocity, g in zip(optimizer._velocities, gradients):
         v = ops.convert_to_tensor(velocity)
-        v = beta_2 * v + (1.0 - beta_2) * ops.square(ops.cast(g, v.dtype))
+        square = ops.square(ops.cast(g, v.dtype))
+        v = square if first_gi else beta_2 * v + (1.0 - beta_2) * square
         diagonals.append(correction * (ops.sqrt(v) + optimizer.epsilon))
     return diagonals
 

@@ -122,6 +122,23 @@ def test_adam_preconditioned_sharpness(rng):
     )
 
 
+def test_gi_adam_first_preconditioner_is_closed_form(rng):
+    from keras_heuristics.optimizers import GIAdam
+
+    model, x, y = _mlp(rng)
+    model.compile(optimizer=GIAdam(0.01), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    g = [rng.normal(size=w.shape).astype("float32") for w in model.weights]
+    diagonal = adam_preconditioner(model.optimizer, g)
+    # t = 1, v = g**2: P = (1 - b1) (|g| + eps) / sqrt(1 - b2).
+    for d, gi in zip(diagonal, g):
+        np.testing.assert_allclose(
+            ops.convert_to_numpy(d),
+            0.1 * (np.abs(gi) + 1e-7) / np.sqrt(0.001),
+            rtol=1e-5,
+        )
+
+
 def test_linear_model_during_fit_logs_the_constant_hessian(rng, tmp_path):
     # Least squares: H = 2 / (N * outputs) X^T X for each output column.
     x = rng.normal(size=(32, 5)).astype("float32")
