@@ -77,8 +77,11 @@ def test_kd_loss_property(temperature, scale, seed):
     zs = (scale * r.normal(size=(5, 6))).astype("float32")
     expected = ref.kd_per_sample(zt, zs, temperature)
     got = _np(kd_loss(zt, zs, temperature, reduction="none"))
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
-    assert np.all(got >= -1e-5)
+    # float32 log-softmax carries an absolute error of ~1e-7 into the KL
+    # term, which the factor T^2 scales up.
+    atol = 1e-4 + 1e-6 * temperature**2
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=atol)
+    assert np.all(got >= -atol)
 
 
 def test_hint_loss_matches_numpy(rng):
