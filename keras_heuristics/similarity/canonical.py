@@ -50,6 +50,7 @@ References:
 
 import numbers
 
+import numpy as np
 from keras import ops
 
 from keras_heuristics import _backend
@@ -77,7 +78,9 @@ class _Basis:
     only forms `t_aᵀ t_b` per cell.
     """
 
-    def __init__(self, t, kept, centred, g, w=None, chol=None, inv_scale=None):
+    def __init__(
+        self, t, kept, centred, g, w=None, chol=None, inv_scale=None, rank=None
+    ):
         self.t = t
         self.g = g  # float32 Gram X̄ᵀX̄ of the kept neurons
         self.w = w
@@ -85,7 +88,9 @@ class _Basis:
         self.inv_scale = inv_scale
         self.kept = kept  # indices of the non-constant neurons
         self.centred = centred  # X̄ restricted to the kept neurons
-        self.rank = int(chol.shape[0] if w is None else w.shape[1])
+        if rank is None:
+            rank = int(chol.shape[0] if w is None else w.shape[1])
+        self.rank = rank  # directions in use (padded ones are zero)
 
     def apply_wt(self, m):
         """`Wᵀ m` for an (m, p) matrix."""
@@ -190,7 +195,7 @@ def correlations_from_bases(a, b):
     """Canonical correlations (descending) of two `_Basis` objects."""
     if a is None or b is None:
         return ops.zeros((0,), dtype="float32")
-    s = _singular_values(_cross(a, b))
+    s = _singular_values(_cross(a, b))[: min(a.rank, b.rank)]
     return ops.cast(ops.clip(s, 0.0, 1.0), "float32")
 
 
@@ -273,13 +278,22 @@ def _check_keep(keep):
     return keep
 
 
-def reduce_directions(x, keep=0.99):
+def _bucket(k, d):
+    """`k` rounded up to one of 8 sizes, so that a layer whose number of
+    kept directions changes between epochs reuses compiled kernels (JAX)."""
+    step = max(1, -(-d // 8))
+    return min(d, -(-k // step) * step)
+
+
+def reduce_directions(x, keep=0.99, pad=False):
     """Projects centred `x` on its top singular directions (SVCCA step 1).
 
     `keep` in (0, 1]: the smallest `k` whose top-`k` squared singular
     values (variances) sum to at least `keep` of the total; an integer:
-    that many directions (at most the rank). Returns the (n, k) float32
-    tensor `X̄ V_k` (the same subspace as `U_k S_k` of the SVD of `X̄`).
+    that many directions (at most the rank). Returns `(X̄ V, k)`: the
+    float32 projection `X̄ V` (the subspace of `U_k S_k` in the SVD of `X̄`)
+    on the `k` directions, or on `_bucket(k)` of them when `pad` is true;
+    `None` for a constant `x`.
     """
     xc = _inputs.centre(x)
     g = _inputs.gram(xc)
@@ -297,7 +311,8 @@ def reduce_directions(x, keep=0.99):
         # tolerance so that keep=1.0 keeps the numerical rank, not noise
         k = int(ops.sum(ops.cast(share < keep - 1e-7, "int32"))) + 1
         k = min(k, rank)
-    return ops.matmul(xc, ops.cast(v[:, :k], "float32"))
+    width = _bucket(k, int(x.shape[1])) if pad else k
+    return ops.matmul(xc, ops.cast(v[:, :width], "float32")), k
 
 
 def svcca(x, y, keep=0.99, method="auto"):
@@ -343,8 +358,31 @@ def svcca(x, y, keep=0.99, method="auto"):
 
 
 def reduced_basis(x, keep, method="auto"):
-    reduced = reduce_directions(x, keep)
-    return None if reduced is None else basis(reduced, method)
+    """Whitened basis of the SVD-reduced `x` (fixed padded width)."""
+    reduced = reduce_directions(x, keep, pad=method == "auto")
+    if reduced is None:
+        return None
+    z, k = reduced
+    width = int(z.shape[1])
+    if width > k:  # mask the padding directions out of the whitening
+        mask = ops.cast(ops.arange(width) < k, "float32")
+        g = ops.matmul(ops.transpose(z), z)
+        inv_scale = mask / ops.sqrt(ops.diagonal(g) + (1.0 - mask))
+        corr = g * inv_scale[:, None] * inv_scale[None, :]
+        corr = corr + ops.diag(1.0 - mask)
+        chol, condition = _cholesky(corr)
+        if chol is not None and condition < PIVOT_MAX_RATIO:
+            return _Basis(
+                z,
+                np.arange(width),
+                z,
+                g,
+                chol=chol,
+                inv_scale=inv_scale,
+                rank=k,
+            )
+        z = z[:, :k]
+    return basis(z, method)
 
 
 def _mean_or_zero(rho):

@@ -90,7 +90,8 @@ def _stacked_cca(reps_a, reps_b, rows, cols):
                 block = row[:, ob[0] - oa[0] : ob[1] - oa[0]]
             else:
                 block = big[oa[0] : oa[1], ob[0] : ob[1]]
-            rho = ops.clip(cca_lib._singular_values(block), 0.0, 1.0)
+            k = min(reps_a.get(i)[0].rank, reps_b.get(j)[0].rank)
+            rho = ops.clip(cca_lib._singular_values(block)[:k], 0.0, 1.0)
             out[i, j] = float(ops.convert_to_numpy(ops.mean(rho)))
     return out
 
