@@ -30,6 +30,11 @@ STEPS = [
         "examples.sgdr_mode_connectivity",
         "SGDR snapshots vs SGD: lines, a learned curve and the plane",
     ),
+    (
+        "distillation",
+        "examples.distillation_cca",
+        "where a teacher's knowledge lands: student vs teacher SVCCA",
+    ),
 ]
 
 

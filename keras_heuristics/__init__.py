@@ -14,15 +14,19 @@ class KerasHeuristicsWarning(UserWarning):
 
 from keras_heuristics import callbacks  # noqa: E402
 from keras_heuristics import connectivity  # noqa: E402
+from keras_heuristics import distillation  # noqa: E402
 from keras_heuristics import schedules  # noqa: E402
 from keras_heuristics import tensorboard  # noqa: E402
 from keras_heuristics.connectivity import CurveModel  # noqa: E402
+from keras_heuristics.distillation import Distiller  # noqa: E402
 
 __all__ = [
     "CurveModel",
+    "Distiller",
     "KerasHeuristicsWarning",
     "callbacks",
     "connectivity",
+    "distillation",
     "schedules",
     "tensorboard",
 ]
