@@ -10,6 +10,8 @@ from keras_heuristics.similarity.canonical import pwcca
 from keras_heuristics.similarity.canonical import svcca
 from keras_heuristics.similarity.capture import ActivationCapture
 from keras_heuristics.similarity.capture import layer_names
+from keras_heuristics.similarity.heatmap import heatmap_figure
+from keras_heuristics.similarity.heatmap import heatmap_image
 from keras_heuristics.similarity.kernel_alignment import linear_cka
 from keras_heuristics.similarity.kernel_alignment import rbf_cka
 from keras_heuristics.similarity.matrix import METRICS
@@ -23,6 +25,8 @@ __all__ = [
     "ActivationCapture",
     "StreamingCKA",
     "cca",
+    "heatmap_figure",
+    "heatmap_image",
     "layer_names",
     "linear_cka",
     "pairwise_matrix",
