@@ -26,6 +26,11 @@ flags.DEFINE_list(
 STEPS = [
     ("sgdr", "examples.sgdr_snapshots", "warmup + SGDR, LR logging, snapshots"),
     (
+        "warmup_cca",
+        "examples.warmup_cca",
+        "layer x time CCA: small batch, large batch, large batch + warmup",
+    ),
+    (
         "mode_connectivity",
         "examples.sgdr_mode_connectivity",
         "SGDR snapshots vs SGD: lines, a learned curve and the plane",

@@ -16,6 +16,7 @@ from keras_heuristics import callbacks  # noqa: E402
 from keras_heuristics import connectivity  # noqa: E402
 from keras_heuristics import distillation  # noqa: E402
 from keras_heuristics import schedules  # noqa: E402
+from keras_heuristics import similarity  # noqa: E402
 from keras_heuristics import tensorboard  # noqa: E402
 from keras_heuristics.connectivity import CurveModel  # noqa: E402
 from keras_heuristics.distillation import Distiller  # noqa: E402
@@ -28,5 +29,6 @@ __all__ = [
     "connectivity",
     "distillation",
     "schedules",
+    "similarity",
     "tensorboard",
 ]
