@@ -134,6 +134,7 @@ def loss_function(model, x, y, sample_weight=None, training=True):
     if not getattr(model._compile_loss, "built", True):
         # Build the loss (and its trackers) eagerly, outside any trace.
         loss(weight_values(model))
+    loss.non_trainable = snapshot
     return loss
 
 
@@ -205,9 +206,9 @@ def hvp(fn, weights, vectors, non_trainable=None):
 def hvp_function(fn):
     """`(weights, vectors, non_trainable=None) -> H v` for `fn`.
 
-    Make it once and call it many times: on JAX the forward-over-reverse
-    product is jit-compiled once, the weights and the non-trainable state
-    being arguments.
+    Make it once and call it many times: on JAX (`jax.jit`) and TensorFlow
+    (`tf.function`) the forward-over-reverse product is compiled once, the
+    weights and the non-trainable state being arguments.
     """
     backend = keras.backend.backend()
     if backend == "torch":
@@ -238,14 +239,24 @@ def hvp_function(fn):
 
         return jax_product
 
-    def tf_product(weights, vectors, non_trainable=None):
-        weights = list(weights)
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def traced(weights, vectors, non_trainable):
         _, product = ops.jvp(
             lambda w: _grad_tensorflow(lambda v: fn(v, non_trainable), w),
             (weights,),
-            (_cast_like(vectors, weights),),
+            (vectors,),
         )
         return list(product)
+
+    def tf_product(weights, vectors, non_trainable=None):
+        weights = list(weights)
+        if non_trainable is None:
+            non_trainable = getattr(fn, "non_trainable", [])
+        return traced(
+            weights, _cast_like(vectors, weights), list(non_trainable)
+        )
 
     return tf_product
 
