@@ -109,36 +109,38 @@ class CosineRestarts(_base.BaseSchedule):
         return period * (self.t_mul**i - 1.0) / (self.t_mul - 1.0)
 
     def _value(self, step, dtype):
-        # Few `keras.ops` calls: on eager backends (PyTorch) this runs once
-        # per training step, and each call has a fixed dispatch cost.
+        # Python operators on the backend tensors, and few `keras.ops`
+        # calls: on eager backends (PyTorch) this runs once per training
+        # step, and every `keras.ops` call has a fixed dispatch cost.
         period = self._period()
         m = self.t_mul
         if m == 1.0:
-            cycle = ops.floor(step / period)
+            cycle = step // period
             length = period
             start = cycle * period
         else:
             estimate = ops.log1p(step * ((m - 1.0) / period)) / math.log(m)
-            cycle = ops.floor(estimate)
-            growth = ops.power(m, cycle)  # exact for integer powers
+            cycle = estimate // 1.0
+            growth = m**cycle  # exact for integer powers
             start = period * (growth - 1.0) / (m - 1.0)
             # The logarithm may be one cycle off at a boundary: correct it
-            # against the exact boundaries of the estimated cycle.
-            early = step < start
-            late = step >= start + period * growth
-            growth = ops.where(
-                early, growth / m, ops.where(late, growth * m, growth)
-            )
-            cycle = cycle + ops.cast(late, dtype) - ops.cast(early, dtype)
+            # against the exact boundaries of the estimated cycle. Both
+            # factors are exactly 1 or m, so `growth` stays exact.
+            early = ops.cast(step < start, dtype)
+            late = ops.cast(step >= start + period * growth, dtype)
+            growth = growth * (1.0 + late * (m - 1.0))
+            growth = growth / (1.0 + early * (m - 1.0))
+            cycle = cycle + late - early
             length = period * growth
             start = period * (growth - 1.0) / (m - 1.0)
         fraction = (step - start) / length
         # (1 + cos(pi x)) / 2 written as cos(pi x / 2)**2, which keeps its
         # relative precision near the end of a cycle in float32.
-        cosine = ops.square(ops.cos((0.5 * math.pi) * fraction))
+        half = ops.cos((0.5 * math.pi) * fraction)
+        cosine = half * half
         amplitude = 1.0 - self.alpha
         if self.m_mul != 1.0:
-            amplitude = amplitude * ops.power(self.m_mul, cycle)
+            amplitude = amplitude * self.m_mul**cycle
         return self.initial_learning_rate * (self.alpha + amplitude * cosine)
 
     def restart_steps(self, up_to):
