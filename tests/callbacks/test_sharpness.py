@@ -1,7 +1,5 @@
 """Sharpness against the exact eigenvalues of fully computed Hessians."""
 
-import jax
-import jax.numpy as jnp
 import keras
 import numpy as np
 import pytest
@@ -29,6 +27,8 @@ def _mlp(rng):
 def _exact_hessian(weights, x, y):
     """The full Hessian of the same MLP and loss, written in jax.numpy
     and differentiated by `jax.hessian` (independent of the library)."""
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
     shapes = [w.shape for w in weights]
     sizes = [w.size for w in weights]
 
@@ -83,6 +83,8 @@ def test_model_sharpness_is_the_exact_top_eigenvalue(rng, method):
 
 
 def test_adam_preconditioned_sharpness(rng):
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
     model, x, y = _mlp(rng)
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
     model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False)
