@@ -31,6 +31,11 @@ STEPS = [
         "layer x time CCA: small batch, large batch, large batch + warmup",
     ),
     (
+        "warmup_dynamics",
+        "examples.warmup_dynamics",
+        "warmup, catapult start, frozen layers, GI-Adam: sharpness and CCA",
+    ),
+    (
         "mode_connectivity",
         "examples.sgdr_mode_connectivity",
         "SGDR snapshots vs SGD: lines, a learned curve and the plane",

@@ -15,6 +15,7 @@ class KerasHeuristicsWarning(UserWarning):
 from keras_heuristics import callbacks  # noqa: E402
 from keras_heuristics import connectivity  # noqa: E402
 from keras_heuristics import distillation  # noqa: E402
+from keras_heuristics import optimizers  # noqa: E402
 from keras_heuristics import schedules  # noqa: E402
 from keras_heuristics import similarity  # noqa: E402
 from keras_heuristics import tensorboard  # noqa: E402
@@ -28,6 +29,7 @@ __all__ = [
     "callbacks",
     "connectivity",
     "distillation",
+    "optimizers",
     "schedules",
     "similarity",
     "tensorboard",
