@@ -18,13 +18,13 @@ import time
 import keras
 
 from examples import data
-from examples.warmup_cca import build_model
+from examples.models import digits_cnn
 from keras_heuristics.callbacks.layer_similarity import LayerSimilarity
 
 
 def _fit(epochs, callbacks, batch_size):
     (x_train, y_train), _ = data.load_digits()
-    model = build_model()
+    model = digits_cnn()
     model.compile(
         optimizer=keras.optimizers.SGD(0.1),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

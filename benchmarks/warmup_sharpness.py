@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 from jax.experimental.sparse import linalg as sparse_linalg  # noqa: E402
 
 from examples import data  # noqa: E402
-from examples import warmup_dynamics  # noqa: E402
+from examples import models  # noqa: E402
 from keras_heuristics import _hvp  # noqa: E402
 from keras_heuristics.callbacks.sharpness import Sharpness  # noqa: E402
 
@@ -85,7 +85,7 @@ def main():
     print(f"threads: {THREADS}; backend: {keras.backend.backend()}")
     (x_train, y_train), _ = data.load_digits()
     x, y = x_train[:256], y_train[:256]
-    model = warmup_dynamics.build_model()
+    model = models.digits_cnn()
     model.compile(
         optimizer=keras.optimizers.SGD(0.1),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -18,25 +18,10 @@ from absl import app
 from absl import flags
 
 from examples import data
+from examples import models
 from keras_heuristics import callbacks
 from keras_heuristics import schedules
 from keras_heuristics import tensorboard
-
-
-def build_model(seed=0):
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential(
-        [
-            keras.Input((8, 8, 1)),
-            keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
-            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dense(64, activation="relu"),
-            keras.layers.Dense(10),
-        ],
-        name="digits_cnn",
-    )
 
 
 def _plot_schedule(schedule, total_steps, restarts, path):
@@ -90,7 +75,7 @@ def run(logdir, quick=False, epochs=None, batch_size=32, learning_rate=0.1):
         warmup_steps=1,
         steps_per_epoch=steps_per_epoch,
     )
-    model = build_model()
+    model = models.digits_cnn()
     model.compile(
         optimizer=keras.optimizers.SGD(schedule, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

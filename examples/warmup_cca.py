@@ -21,32 +21,13 @@ from absl import app
 from absl import flags
 
 from examples import data
+from examples import models
 from keras_heuristics import schedules
 from keras_heuristics import tensorboard
 from keras_heuristics.callbacks.layer_similarity import LayerSimilarity
 from keras_heuristics.similarity import heatmap
 
 RUNS = ("small_batch", "large_batch", "large_batch_warmup")
-
-
-def build_model(seed=0):
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential(
-        [
-            keras.Input((8, 8, 1)),
-            keras.layers.Conv2D(
-                16, 3, padding="same", activation="relu", name="conv1"
-            ),
-            keras.layers.Conv2D(
-                32, 3, padding="same", activation="relu", name="conv2"
-            ),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dense(64, activation="relu", name="dense"),
-            keras.layers.Dense(10, name="logits"),
-        ],
-        name="digits_cnn",
-    )
 
 
 def _plot(results, path):
@@ -123,7 +104,7 @@ def run(
     results = {}
     for run_name in RUNS:
         batch_size, rate = settings[run_name]
-        model = build_model()
+        model = models.digits_cnn()
         model.compile(
             optimizer=keras.optimizers.SGD(rate),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -36,6 +36,7 @@ from absl import app
 from absl import flags
 
 from examples import data
+from examples import models
 from keras_heuristics import tensorboard
 from keras_heuristics.callbacks import LearningRateLogger
 from keras_heuristics.callbacks import MetricsLogger
@@ -61,26 +62,6 @@ RUNS = (
 )
 SIMILARITY_RUNS = ("large_batch", "large_batch_warmup", "large_batch_frozen")
 DEEP_LAYERS = ("dense", "logits")
-
-
-def build_model(seed=0):
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential(
-        [
-            keras.Input((8, 8, 1)),
-            keras.layers.Conv2D(
-                16, 3, padding="same", activation="relu", name="conv1"
-            ),
-            keras.layers.Conv2D(
-                32, 3, padding="same", activation="relu", name="conv2"
-            ),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dense(64, activation="relu", name="dense"),
-            keras.layers.Dense(10, name="logits"),
-        ],
-        name="digits_cnn",
-    )
 
 
 class _StepLoss(keras.callbacks.Callback):
@@ -157,7 +138,7 @@ def run(
     for name in runs:
         print(f"--- {name}", flush=True)
         start = time.perf_counter()
-        model = build_model()
+        model = models.digits_cnn()
         run_dir = os.path.join(logdir, name)
         batch_size = 32 if name == "small_batch" else large
         summary = {"batch_size": batch_size}

@@ -90,3 +90,19 @@ def check_choice(name, value, choices):
             + _received(name, value)
         )
     return value
+
+
+def check_boundaries(name, values):
+    """A strictly increasing list of positive numbers (steps or epochs)."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(
+            f"Argument `{name}` must be a list of steps. "
+            + _received(name, values)
+        )
+    values = [check_positive(f"{name}[{i}]", v) for i, v in enumerate(values)]
+    if any(a >= b for a, b in zip(values, values[1:])):
+        raise ValueError(
+            f"Argument `{name}` must be strictly increasing. "
+            + _received(name, values)
+        )
+    return values

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_heuristics import _hvp
+from keras_heuristics import _layers
 from keras_heuristics import _validation
 
 
@@ -96,19 +97,8 @@ class FreezeLayers(keras.callbacks.Callback):
         _hvp.sync_state(model)
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
-        by_name = {
-            layer.name: layer
-            for layer in model._flatten_layers(include_self=False)
-        }
         variables = []
-        for layer in self.layers:
-            if isinstance(layer, str):
-                if layer not in by_name:
-                    raise ValueError(
-                        f"No layer named {layer!r} in the model. "
-                        f"Received: layers={self.layers!r}"
-                    )
-                layer = by_name[layer]
+        for layer in _layers.resolve_layers(model, self.layers):
             variables.extend(layer.trainable_variables)
         known = {id(v) for v in optimizer._trainable_variables}
         held = []

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_heuristics import _hvp
+from keras_heuristics import _layers
 from keras_heuristics import _validation
 from keras_heuristics.callbacks import _logging
 
@@ -179,19 +180,8 @@ class IntrinsicLR(keras.callbacks.Callback):
         if self.layers is None:
             layers = scale_invariant_layers(model)
         else:
-            by_name = {
-                layer.name: layer
-                for layer in model._flatten_layers(include_self=False)
-            }
             layers = []
-            for layer in self.layers:
-                if isinstance(layer, str):
-                    if layer not in by_name:
-                        raise ValueError(
-                            f"No layer named {layer!r} in the model. "
-                            f"Received: layers={self.layers!r}"
-                        )
-                    layer = by_name[layer]
+            for layer in _layers.resolve_layers(model, self.layers):
                 if getattr(layer, "kernel", None) is None:
                     raise ValueError(
                         f"Layer {layer.name!r} has no kernel to track."

@@ -58,23 +58,11 @@ class StepDecay(_base.BaseSchedule):
         if step_size is not None:
             step_size = _validation.check_positive("step_size", step_size)
         else:
-            if isinstance(boundaries, (str, bytes)) or not hasattr(
-                boundaries, "__iter__"
-            ):
-                raise TypeError(
-                    "Argument `boundaries` must be a list of steps. "
-                    f"Received: boundaries={boundaries!r}"
-                )
-            boundaries = [
-                _validation.check_positive(f"boundaries[{i}]", b)
-                for i, b in enumerate(boundaries)
-            ]
-            if not boundaries or any(
-                a >= b for a, b in zip(boundaries, boundaries[1:])
-            ):
+            boundaries = _validation.check_boundaries("boundaries", boundaries)
+            if not boundaries:
                 raise ValueError(
-                    "Argument `boundaries` must be a non-empty, strictly "
-                    f"increasing list. Received: boundaries={boundaries!r}"
+                    "Argument `boundaries` must be non-empty. "
+                    f"Received: boundaries={boundaries!r}"
                 )
         self.step_size = step_size
         self.boundaries = boundaries

@@ -56,26 +56,11 @@ class Join(_base.BaseSchedule):
             _base.check_inner(f"schedules[{i}]", s)
             for i, s in enumerate(schedules)
         ]
-        if isinstance(boundaries, (str, bytes)) or not hasattr(
-            boundaries, "__iter__"
-        ):
-            raise TypeError(
-                "Argument `boundaries` must be a list of steps. "
-                f"Received: boundaries={boundaries!r}"
-            )
-        boundaries = [
-            _validation.check_positive(f"boundaries[{i}]", b)
-            for i, b in enumerate(boundaries)
-        ]
+        boundaries = _validation.check_boundaries("boundaries", boundaries)
         if len(boundaries) != len(schedules) - 1:
             raise ValueError(
                 "Argument `boundaries` must hold len(schedules) - 1 = "
                 f"{len(schedules) - 1} steps. Received: boundaries={boundaries!r}"
-            )
-        if any(a >= b for a, b in zip(boundaries, boundaries[1:])):
-            raise ValueError(
-                "Argument `boundaries` must be strictly increasing. "
-                f"Received: boundaries={boundaries!r}"
             )
         self.boundaries = boundaries
 
