@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.tensorboard_plugins.test_routes import CON
+from tests.tensorboard_plugins.test_routes import SIM
 from tests.tensorboard_plugins.test_routes import _app
 from tests.tensorboard_plugins.test_routes import _get
 
@@ -62,3 +63,83 @@ def test_connectivity_summaries_shown(tmp_path):
     assert body["content"]["points"]["bend"] == pytest.approx([0.5, 0.8])
     assert body["content"]["projected"][0]["name"] == "snapshot"
     np.testing.assert_allclose(body["values"][0], grid, rtol=1e-6)
+
+
+def _tiny_model(seed):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dense(5, activation="tanh", name="hidden")(inputs)
+    outputs = keras.layers.Dense(3, name="logits")(hidden)
+    model = keras.Model(inputs, outputs)
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+def test_layer_similarity_callback_shown(tmp_path):
+    from keras_heuristics.callbacks import LayerSimilarity
+    from keras_heuristics.tensorboard import writer_for
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 6)).astype("float32")
+    y = rng.integers(0, 3, size=64).astype("int32")
+    logdir = tmp_path / "run"
+
+    # Layer x time: each layer against itself one epoch earlier.
+    model = _tiny_model(0)
+    over_time = LayerSimilarity(
+        x,
+        layers=["hidden", "logits"],
+        metric="linear_cka",
+        reference="previous",
+        log_dir=logdir,
+        name="self_vs_previous",
+    )
+    model.fit(x, y, epochs=4, batch_size=16, verbose=0, callbacks=[over_time])
+    # Layer x layer: against another model's layers.
+    teacher = _tiny_model(1)
+    against_teacher = LayerSimilarity(
+        x,
+        layers=["hidden", "logits"],
+        metric="linear_cka",
+        reference=teacher,
+        reference_layers=["hidden", "logits"],
+        log_dir=logdir,
+        name="vs_teacher",
+    )
+    model.fit(
+        x, y, epochs=2, batch_size=16, verbose=0, callbacks=[against_teacher]
+    )
+    writer_for(logdir / "train").close()
+
+    _, client = _app(tmp_path)
+    _, tags = _get(client, f"{SIM}/tags")
+    series = tags["runs"]["run/train"]
+    assert series["layer_similarity/self_vs_previous"]["error"] is None
+    assert series["layer_similarity/vs_teacher"]["error"] is None
+
+    _, body = _get(
+        client,
+        f"{SIM}/series",
+        run="run/train",
+        tag="layer_similarity/self_vs_previous",
+    )
+    assert body["content"]["layers"] == ["hidden", "logits"]
+    assert body["steps"] == over_time.steps
+    np.testing.assert_allclose(
+        np.asarray(body["values"], "float64"), over_time.values.T, rtol=1e-6
+    )
+    _, body = _get(
+        client,
+        f"{SIM}/data",
+        run="run/train",
+        tag="layer_similarity/vs_teacher",
+    )
+    assert body["content"]["rows"] == ["hidden", "logits"]
+    values = np.asarray(body["values"], "float64")
+    assert values.shape == (2, 2)
+    assert np.all((values >= 0) & (values <= 1 + 1e-6))
