@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 BACKENDS := tensorflow jax torch
 LOGDIR ?= runs/demo
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: venv demo test lint bench clean
 
@@ -19,7 +20,7 @@ venv: $(VENV)/.installed
 
 demo: venv
 	@echo ">> running the demo on scikit-learn's digits (logs in $(LOGDIR))"
-	@KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(PY) -m examples.demo --logdir=$(LOGDIR)
+	@KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(PY) -m examples.demo --logdir=$(LOGDIR) $(DEMO_ARGS)
 
 lint: venv
 	@echo ">> ruff"

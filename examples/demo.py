@@ -17,7 +17,11 @@ from absl import flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("logdir", "runs/demo", "Root folder of all the logs.")
-flags.DEFINE_bool("full", False, "Longer runs instead of the demo-sized ones.")
+flags.DEFINE_bool(
+    "quick",
+    False,
+    "Demo-sized runs (about a minute each) instead of full ones.",
+)
 flags.DEFINE_list(
     "only", [], "Run only these steps (by name); all of them by default."
 )
@@ -67,7 +71,7 @@ def main(argv):
         if os.path.isdir(folder):
             print(f"(replacing the logs of an earlier run in {folder})")
             shutil.rmtree(folder)
-        importlib.import_module(module).run(folder, quick=not FLAGS.full)
+        importlib.import_module(module).run(folder, quick=FLAGS.quick)
         print(f"=== {name} done in {time.time() - step_started:.0f} s ===")
     print(
         f"\nAll done in {time.time() - started:.0f} s. TensorBoard logs are in\n"
