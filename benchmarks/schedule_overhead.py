@@ -48,13 +48,18 @@ def configurations(steps_per_epoch):
     }
 
 
-def build(learning_rate):
+# A tiny MLP, where a schedule's per-step cost is most visible (on eager
+# PyTorch it is evaluated in Python at every step), and a wider one.
+WIDTHS = (128, 1024)
+
+
+def build(learning_rate, width):
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
         [
             keras.Input((64,)),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(128, activation="relu"),
+            keras.layers.Dense(width, activation="relu"),
+            keras.layers.Dense(width, activation="relu"),
             keras.layers.Dense(10),
         ]
     )
@@ -66,9 +71,16 @@ def build(learning_rate):
 
 
 def main(rounds=7, batch_size=16):
+    for width in WIDTHS:
+        measure(width, rounds, batch_size)
+
+
+def measure(width, rounds, batch_size):
     (x, y), _ = data.load_digits(flatten=True)
     steps = data.batches_per_epoch(len(x), batch_size)
-    models = {name: build(lr) for name, lr in configurations(steps).items()}
+    models = {
+        name: build(lr, width) for name, lr in configurations(steps).items()
+    }
     times = {name: [] for name in models}
     for model in models.values():  # compile and warm up
         model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
@@ -80,7 +92,7 @@ def main(rounds=7, batch_size=16):
     base = np.median(times["constant"])
     print(
         f"backend={keras.backend.backend()} threads={THREADS} "
-        f"steps/epoch={steps} rounds={rounds}"
+        f"mlp=64-2x{width}-10 steps/epoch={steps} rounds={rounds}"
     )
     print(f"{'schedule':28s} {'ms/step':>8s} {'ratio':>7s}")
     for name, values in times.items():
