@@ -15,16 +15,20 @@ import time
 from absl import app
 from absl import flags
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("logdir", "runs/demo", "Root folder of all the logs.")
-flags.DEFINE_bool(
-    "quick",
-    False,
-    "Demo-sized runs (about a minute each) instead of full ones.",
-)
-flags.DEFINE_list(
-    "only", [], "Run only these steps (by name); all of them by default."
-)
+
+def define_flags():
+    """Defined on demand, not at import: importing this module (tests, other
+    tools that parse `--logdir` themselves) must not claim global flags."""
+    flags.DEFINE_string("logdir", "runs/demo", "Root folder of all the logs.")
+    flags.DEFINE_bool(
+        "quick",
+        False,
+        "Demo-sized runs (about a minute each) instead of full ones.",
+    )
+    flags.DEFINE_list(
+        "only", [], "Run only these steps (by name); all of them by default."
+    )
+
 
 # (name, module, what it shows). Each module has `run(logdir, quick=...)`.
 STEPS = [
@@ -54,6 +58,7 @@ STEPS = [
 
 def main(argv):
     del argv
+    FLAGS = flags.FLAGS
     root = os.path.abspath(FLAGS.logdir)
     names = [name for name, _, _ in STEPS]
     unknown = sorted(set(FLAGS.only) - set(names))
@@ -82,4 +87,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -67,6 +67,27 @@ export function message(node, text, kind = 'info') {
 }
 
 /** Marks the document as rendered (end-to-end tests wait for it). */
+/**
+ * The plugin's runs that hold at least one series, as `{run: {tag: info}}`
+ * from `./tags`; null (with the reason shown in `status`) when there are
+ * none or the listing failed.
+ */
+export async function listRuns(status, emptyText) {
+  let runs;
+  try {
+    runs = (await fetchJSON('./tags')).runs;
+  } catch (e) {
+    message(status, `Could not list the series: ${e.message}`, 'error');
+    return null;
+  }
+  const names = Object.keys(runs).filter((r) => Object.keys(runs[r]).length);
+  if (!names.length) {
+    message(status, emptyText);
+    return null;
+  }
+  return runs;
+}
+
 export function setReady(value = '1') {
   document.body.dataset.ready = value;
 }

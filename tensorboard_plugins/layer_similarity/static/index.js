@@ -4,7 +4,7 @@
 
 import { heatmap } from './static/heatmap.js';
 import {
-  colormaps, el, extent, fetchJSON, loadStyle, message, select, setReady,
+  colormaps, el, extent, fetchJSON, listRuns, loadStyle, message, select, setReady,
 } from './static/ui.js';
 
 const PREFIX = 'layer_similarity/';
@@ -24,20 +24,13 @@ export async function render() {
   document.body.append(
     el('h2', { text: 'Layer similarity' }), dom.controls, dom.info, dom.status, dom.view,
   );
-  try {
-    state.runs = (await fetchJSON('./tags')).runs;
-  } catch (e) {
-    message(dom.status, `Could not list the series: ${e.message}`, 'error');
+  state.runs = await listRuns(dom.status, 'No layer similarity series yet. Log them with '
+      + 'keras_heuristics.callbacks.LayerSimilarity.');
+  if (!state.runs) {
     setReady();
     return;
   }
   const runs = Object.keys(state.runs).filter((r) => Object.keys(state.runs[r]).length);
-  if (!runs.length) {
-    message(dom.status, 'No layer similarity series yet. Log them with '
-      + 'keras_heuristics.callbacks.LayerSimilarity.');
-    setReady();
-    return;
-  }
   chooseRun(runs[0]);
 }
 

@@ -5,7 +5,7 @@
 
 import {
   colormaps, colour, colourBar, el, extent, fetchJSON, format, hidpiCanvas,
-  loadStyle, message, rgb, select, setReady, svg, ticks,
+  listRuns, loadStyle, message, rgb, select, setReady, svg, ticks,
 } from './static/ui.js';
 
 const PREFIX = 'mode_connectivity/';
@@ -22,20 +22,13 @@ export async function render() {
   document.body.append(
     el('h2', { text: 'Mode connectivity' }), dom.controls, dom.status, dom.profiles, dom.planes,
   );
-  try {
-    state.runs = (await fetchJSON('./tags')).runs;
-  } catch (e) {
-    message(dom.status, `Could not list the series: ${e.message}`, 'error');
+  state.runs = await listRuns(dom.status, 'No mode connectivity series yet. Write them with '
+      + 'keras_heuristics.connectivity.');
+  if (!state.runs) {
     setReady();
     return;
   }
   const runs = Object.keys(state.runs).filter((r) => Object.keys(state.runs[r]).length);
-  if (!runs.length) {
-    message(dom.status, 'No mode connectivity series yet. Write them with '
-      + 'keras_heuristics.connectivity.');
-    setReady();
-    return;
-  }
   state.run = runs[0];
   await update();
 }
