@@ -84,7 +84,13 @@ def check_inner(name, schedule):
 
 
 def evaluate_inner(schedule, step, dtype):
-    """Evaluates a wrapped schedule (or constant) in `dtype`."""
+    """Evaluates a wrapped schedule (or constant) in `dtype`.
+
+    One of ours is evaluated in the caller's dtype directly, without the
+    round trip through `floatx()` that its `__call__` makes.
+    """
+    if isinstance(schedule, BaseSchedule):
+        return schedule._value(step, dtype)
     if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
         return ops.cast(schedule(step), dtype)
     return ops.zeros_like(step) + schedule

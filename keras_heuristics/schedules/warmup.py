@@ -129,23 +129,29 @@ class Warmup(_base.BaseSchedule):
 
     def _value(self, step, dtype):
         length = self._length()
-        inner_step = ops.relu(step - length) if self.prefix else step
-        target = _base.evaluate_inner(self.schedule, inner_step, dtype)
         if length == 0:
-            return target
+            return _base.evaluate_inner(self.schedule, step, dtype)
+        # Few `keras.ops` calls: on eager backends this runs every step.
+        warming = ops.cast(step < length, dtype)
+        inner_step = (step - length) * (1.0 - warming) if self.prefix else step
+        target = _base.evaluate_inner(self.schedule, inner_step, dtype)
         # The ramp is only used where step < length, so `progress` needs no
-        # clipping (fewer ops on eager backends, where this runs every step).
+        # clipping.
         progress = step / length
         init = self.initial_learning_rate
         if self.shape == "linear":
-            ramp = init + (target - init) * progress
+            weight = progress
         elif self.shape == "cosine":
             weight = 0.5 - 0.5 * ops.cos(math.pi * progress)
-            ramp = init + (target - init) * weight
         else:
+            # A geometric ramp can overflow past the warmup, where it is
+            # not used: `where` (not a blend) keeps inf out of the result.
             ratio = ops.relu(target) / init + 1e-30
             ramp = init * ops.exp(progress * ops.log(ratio))
-        return ops.where(step < length, ramp, target)
+            return ops.where(step < length, ramp, target)
+        # Linear and cosine ramps are finite: blend instead of `where`.
+        # init + (target - init) * weight while warming, target after.
+        return target + warming * (1.0 - weight) * (init - target)
 
     def restart_steps(self, up_to):
         up_to = _validation.check_int("up_to", up_to, minimum=0)
