@@ -40,18 +40,6 @@ def check_schedule(name, value, check):
     return check(name, value)
 
 
-def serialize_schedule(value):
-    if isinstance(value, Schedule):
-        return keras.optimizers.schedules.serialize(value)
-    return value
-
-
-def deserialize_schedule(config):
-    if isinstance(config, dict):
-        return keras.optimizers.schedules.deserialize(config)
-    return config
-
-
 def _single_output(model, role):
     outputs = getattr(model, "outputs", None)
     if not outputs:

@@ -8,6 +8,7 @@ from keras import ops
 from keras_heuristics.distillation import _cache
 from keras_heuristics.distillation import _checks
 from keras_heuristics.distillation import losses
+from keras_heuristics.schedules import _base as _schedules_base
 
 
 @keras.saving.register_keras_serializable(package="keras_heuristics")
@@ -335,8 +336,8 @@ class Distiller(keras.Model):
         config.update(
             teacher=keras.saving.serialize_keras_object(self.teacher),
             student=keras.saving.serialize_keras_object(self.student),
-            temperature=_checks.serialize_schedule(self.temperature),
-            alpha=_checks.serialize_schedule(self.alpha),
+            temperature=_schedules_base.serialize_inner(self.temperature),
+            alpha=_schedules_base.serialize_inner(self.alpha),
             hints=[list(pair) for pair in self.hints],
             hint_weight=self.hint_weight,
         )
@@ -348,5 +349,5 @@ class Distiller(keras.Model):
         for key in ("teacher", "student"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         for key in ("temperature", "alpha"):
-            config[key] = _checks.deserialize_schedule(config[key])
+            config[key] = _schedules_base.deserialize_inner(config[key])
         return cls(**config)
