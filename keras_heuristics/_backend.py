@@ -76,3 +76,42 @@ def eigvalsh(x):
 
         return tf.linalg.eigvalsh(x)
     return keras.ops.eigh(x)[0]
+
+
+def replicas_in_sync():
+    """How many replicas compute one global batch together, each on a part.
+
+    Only `tf.distribute` strategies run the training step once per replica
+    on a slice of the batch (then sum the gradients); JAX's
+    `keras.distribution` runs one program over the whole sharded batch, so
+    its losses need no rescaling.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.distribute.get_strategy().num_replicas_in_sync
+    return 1
+
+
+def is_chief():
+    """Whether this process writes logs and files (one writer per job).
+
+    False on the JAX processes other than process 0 of a multi-host run
+    of a multi-worker `tf.distribute` strategy's non-chief workers and of
+    the ranks other than 0 of a `torch.distributed` job; True in every
+    single-process run.
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.process_index() == 0
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.distribute.get_strategy().extended.should_save_summary)
+    if backend == "torch":
+        import torch.distributed as dist
+
+        return not dist.is_initialized() or dist.get_rank() == 0
+    return True

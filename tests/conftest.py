@@ -5,11 +5,37 @@ markers, never `if backend() == ...` inside tests:
 
     @pytest.mark.only_backends("jax", "tensorflow")
     @pytest.mark.skip_backends("torch", reason="...")
+
+The CPU is split into `VIRTUAL_DEVICES` devices before the backend starts
+(JAX: `--xla_force_host_platform_device_count`; TensorFlow: logical CPU
+devices), so that the distribution tests run data-parallel training here.
+Everything else still runs on the first device.
 """
 
 import os
 
+VIRTUAL_DEVICES = 2
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _split_cpu():
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend == "jax":
+        flag = f"--xla_force_host_platform_device_count={VIRTUAL_DEVICES}"
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_force_host_platform_device_count" not in flags:
+            os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * VIRTUAL_DEVICES
+        )
+
+
+_split_cpu()
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

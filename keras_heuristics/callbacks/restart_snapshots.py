@@ -8,6 +8,7 @@ import numpy as np
 from keras import ops
 
 from keras_heuristics import KerasHeuristicsWarning
+from keras_heuristics import _backend
 from keras_heuristics import _validation
 from keras_heuristics.callbacks.learning_rate_logger import _optimizer_of
 
@@ -49,7 +50,8 @@ class RestartSnapshots(keras.callbacks.Callback):
     (Huang et al., 2017) and that Gotmare et al. connect with low-loss
     curves. The restart steps come from the schedule's `restart_steps()`
     (`CosineRestarts`, or `Warmup`/`Join` around it), read from the
-    optimizer unless `schedule` is given.
+    optimizer unless `schedule` is given. In a distributed job, only the
+    chief process writes the files, as for the TensorBoard logs.
 
     Attributes:
         snapshots: Paths written so far, in order.
@@ -155,10 +157,11 @@ class RestartSnapshots(keras.callbacks.Callback):
         path = self.filepath.format(
             index=len(self.snapshots), step=step, epoch=self._epoch
         )
-        folder = os.path.dirname(path)
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-        self.model.save_weights(path, overwrite=True)
+        if _backend.is_chief():  # one copy per distributed job
+            folder = os.path.dirname(path)
+            if folder:
+                os.makedirs(folder, exist_ok=True)
+            self.model.save_weights(path, overwrite=True)
         self.snapshots.append(path)
         self.steps.append(step)
 

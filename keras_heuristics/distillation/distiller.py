@@ -1,10 +1,12 @@
 """`Distiller`: a student trained on labels and on a frozen teacher."""
 
 import inspect
+import threading
 
 import keras
 from keras import ops
 
+from keras_heuristics import _backend
 from keras_heuristics.distillation import _cache
 from keras_heuristics.distillation import _checks
 from keras_heuristics.distillation import losses
@@ -155,7 +157,9 @@ class Distiller(keras.Model):
         # Keras' tracking so their (shared) weights are saved once.
         object.__setattr__(self, "_teacher_extractor", t_extractor)
         object.__setattr__(self, "_student_extractor", s_extractor)
-        object.__setattr__(self, "_stashed", None)
+        # The student's hint features, kept from `call` for `compute_loss`;
+        # per thread, since `tf.distribute` runs each replica in its own.
+        object.__setattr__(self, "_stash", threading.local())
         if teacher.built and student.built:
             self.built = True
 
@@ -167,7 +171,7 @@ class Distiller(keras.Model):
             return self.student(inputs, training=training)
         outputs = self._student_extractor(inputs, training=training)
         logits, features = outputs[0], list(outputs[1:])
-        object.__setattr__(self, "_stashed", (logits, features))
+        self._stash.outputs = (logits, features)
         return logits
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
@@ -209,8 +213,8 @@ class Distiller(keras.Model):
         return ops.cast(schedule(step), "float32")
 
     def _student_features(self, x, y_pred, training):
-        stashed = self._stashed
-        object.__setattr__(self, "_stashed", None)
+        stashed = getattr(self._stash, "outputs", None)
+        self._stash.outputs = None
         if stashed is not None and stashed[0] is y_pred:
             return stashed[1]
         outputs = self._student_extractor(x, training=training)
@@ -241,6 +245,11 @@ class Distiller(keras.Model):
         else:
             teacher = [ops.stop_gradient(t) for t in self.teacher_outputs(x)]
 
+        # Under a `tf.distribute` strategy each replica sees a slice of the
+        # batch and the gradients are summed, so every term is divided by
+        # the number of replicas (Keras does the same to compiled losses,
+        # which is why `student_loss` is multiplied back for its tracker).
+        replicas = _backend.replicas_in_sync()
         kd = losses.kd_loss(
             teacher[0], y_pred, temperature, sample_weight=sample_weight
         )
@@ -253,9 +262,10 @@ class Distiller(keras.Model):
                     "`fit`/`evaluate`, or use `alpha=1.0` and compile with "
                     "`loss=None` for pure distillation."
                 )
-            student_loss = losses.as_float32(
+            scaled = losses.as_float32(
                 self._compile_loss(y, y_pred, sample_weight)
             )
+            student_loss = scaled * replicas
             total = total + (1.0 - alpha) * student_loss
         if self.hints:
             features = self._student_features(x, y_pred, training)
@@ -270,6 +280,8 @@ class Distiller(keras.Model):
             self.hint_loss_tracker.update_state(hint)
         for extra in self.losses:
             total = total + ops.cast(ops.sum(extra), "float32")
+        if replicas > 1:
+            total = total / replicas
 
         self.student_loss_tracker.update_state(student_loss)
         self.distillation_loss_tracker.update_state(kd)

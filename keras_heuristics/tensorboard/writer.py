@@ -42,6 +42,10 @@ class SummaryWriter:
     Args:
         logdir: Folder of the run; created if missing.
         flush_secs: How often pending events are written out.
+        enabled: If False, the writer checks its arguments but creates no
+            folder and writes nothing: what `writer_for` gives the
+            processes other than the chief of a distributed job, so that
+            each summary is written once.
 
     Example:
 
@@ -52,20 +56,29 @@ class SummaryWriter:
     ```
     """
 
-    def __init__(self, logdir, flush_secs=10):
+    def __init__(self, logdir, flush_secs=10, enabled=True):
         if not isinstance(logdir, (str, os.PathLike)):
             raise TypeError(
                 f"Argument `logdir` must be a path. Received: logdir={logdir!r}"
             )
+        if not isinstance(enabled, bool):
+            raise TypeError(
+                f"Argument `enabled` must be a bool. Received: enabled={enabled!r}"
+            )
         self.logdir = os.fspath(logdir)
-        os.makedirs(self.logdir, exist_ok=True)
-        self._writer = EventFileWriter(self.logdir, flush_secs=flush_secs)
+        self.enabled = enabled
+        self._writer = None
+        if enabled:
+            os.makedirs(self.logdir, exist_ok=True)
+            self._writer = EventFileWriter(self.logdir, flush_secs=flush_secs)
         self._tags_with_metadata = set()
         self._closed = False
 
     def _write(self, value, step):
         if self._closed:
             raise RuntimeError(f"The writer for {self.logdir!r} is closed.")
+        if self._writer is None:
+            return
         event = event_pb2.Event(
             wall_time=time.time(),
             step=step,
@@ -164,12 +177,13 @@ class SummaryWriter:
         self._write(value, step)
 
     def flush(self):
-        if not self._closed:
+        if not self._closed and self._writer is not None:
             self._writer.flush()
 
     def close(self):
         if not self._closed:
-            self._writer.close()
+            if self._writer is not None:
+                self._writer.close()
             self._closed = True
             with _WRITERS_LOCK:
                 if _WRITERS.get(os.path.abspath(self.logdir)) is self:
@@ -186,7 +200,9 @@ def writer_for(logdir):
     """The open `SummaryWriter` of a folder, shared within the process.
 
     Callbacks that log to the same run folder append to one event file
-    instead of each opening its own.
+    instead of each opening its own. In a distributed job only the chief
+    process writes (JAX process 0, the chief worker of a `tf.distribute`
+    strategy, `torch.distributed` rank 0); the others get a disabled writer.
     """
     if not isinstance(logdir, (str, os.PathLike)):
         raise TypeError(
@@ -196,6 +212,9 @@ def writer_for(logdir):
     with _WRITERS_LOCK:
         writer = _WRITERS.get(key)
         if writer is None or writer._closed:
-            writer = SummaryWriter(key)
+            # Imported here: reading logs (the dashboards) needs no backend.
+            from keras_heuristics import _backend
+
+            writer = SummaryWriter(key, enabled=_backend.is_chief())
             _WRITERS[key] = writer
         return writer
