@@ -115,3 +115,12 @@ def is_chief():
 
         return not dist.is_initialized() or dist.get_rank() == 0
     return True
+
+
+def as_int(variable):
+    """The value of a scalar integer variable, as a Python int.
+
+    `int(variable)` fails on the mirrored variables of a `tf.distribute`
+    strategy; reading through NumPy works everywhere.
+    """
+    return int(keras.ops.convert_to_numpy(variable))

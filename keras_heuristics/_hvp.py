@@ -14,6 +14,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_heuristics import _backend
+
 
 def first_batch(data, batch_size=None):
     """The first `(x, y, sample_weight)` batch of anything `fit` accepts.
@@ -115,6 +117,10 @@ def loss_function(model, x, y, sample_weight=None, training=True):
     y = keras.tree.map_structure(ops.convert_to_tensor, y)
     if sample_weight is not None:
         sample_weight = ops.convert_to_tensor(sample_weight)
+    # Keras divides compiled losses by the replica count of a tf.distribute
+    # strategy (for summing per-replica gradients); here the whole batch is
+    # on one replica, so that factor is undone.
+    replicas = _backend.replicas_in_sync()
 
     def loss(weights, non_trainable=None):
         if non_trainable is None:
@@ -127,6 +133,8 @@ def loss_function(model, x, y, sample_weight=None, training=True):
             return_losses=True,
         )
         value = model._compile_loss(y, y_pred, sample_weight)
+        if replicas > 1:
+            value = value * replicas
         for extra in losses:
             value = value + ops.cast(extra, value.dtype)
         return value

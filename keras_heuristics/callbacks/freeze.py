@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_heuristics import _backend
 from keras_heuristics import _hvp
 from keras_heuristics import _layers
 from keras_heuristics import _validation
@@ -107,7 +108,7 @@ class FreezeLayers(keras.callbacks.Callback):
             if id(variable) in known:
                 held.extend(_slots_of(optimizer, variable))
         self._held = [(v, ops.copy(v.value)) for v in held]
-        self._step = int(optimizer.iterations)
+        self._step = _backend.as_int(optimizer.iterations)
 
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1

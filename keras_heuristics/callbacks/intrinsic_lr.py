@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from keras_heuristics import _backend
 from keras_heuristics import _hvp
 from keras_heuristics import _layers
 from keras_heuristics import _validation
@@ -171,7 +172,7 @@ class IntrinsicLR(keras.callbacks.Callback):
         )
         self._targets = self._resolve(model)
         _hvp.sync_state(model)
-        self._step = int(self._optimizer.iterations)
+        self._step = _backend.as_int(self._optimizer.iterations)
         self._previous = None
         self._changed_at = {}
         self._reference = {}

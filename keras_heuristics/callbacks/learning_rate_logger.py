@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_heuristics import _backend
 from keras_heuristics.callbacks import _logging
 
 
@@ -64,7 +65,7 @@ class LearningRateLogger(keras.callbacks.Callback):
         self._pending = []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._first_step = int(_optimizer_of(self.model).iterations)
+        self._first_step = _backend.as_int(_optimizer_of(self.model).iterations)
 
     def on_train_batch_begin(self, batch, logs=None):
         if not self._is_schedule:
@@ -81,7 +82,7 @@ class LearningRateLogger(keras.callbacks.Callback):
 
     def _write_epoch(self):
         optimizer = _optimizer_of(self.model)
-        last = int(optimizer.iterations)
+        last = _backend.as_int(optimizer.iterations)
         if self._is_schedule:
             steps = np.arange(self._first_step, last)
             rates = self.rates(self._schedule, steps)

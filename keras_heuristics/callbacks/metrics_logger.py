@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_heuristics import _backend
 from keras_heuristics import _validation
 from keras_heuristics.callbacks import _logging
 
@@ -46,7 +47,7 @@ class MetricsLogger(keras.callbacks.Callback):
         self._batches += 1
         if self.update_freq == "epoch" or self._batches % self.update_freq:
             return
-        step = int(self.model.optimizer.iterations)
+        step = _backend.as_int(self.model.optimizer.iterations)
         for name, value in (logs or {}).items():
             self._train.scalar(f"batch_{name}", value, step)
 

@@ -118,7 +118,7 @@ class RestartSnapshots(keras.callbacks.Callback):
                 stacklevel=2,
             )
         self._schedule = schedule
-        self._step = int(optimizer.iterations)
+        self._step = _backend.as_int(optimizer.iterations)
         self._epoch_first_step = self._step
         self._epoch = 0
         self._pending = self._restarts_after(self._step)

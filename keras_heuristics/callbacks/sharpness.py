@@ -7,6 +7,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_heuristics import _backend
 from keras_heuristics import _hvp
 from keras_heuristics import _validation
 from keras_heuristics.callbacks import _logging
@@ -290,7 +291,7 @@ class Sharpness(keras.callbacks.Callback):
         _hvp.sync_state(self.model)
         # Counted here: during `fit` on JAX the optimizer's variables are
         # only filled in when the state is synced.
-        self._step = int(optimizer.iterations)
+        self._step = _backend.as_int(optimizer.iterations)
         if self._step == 0:
             self.measure(0)
 
