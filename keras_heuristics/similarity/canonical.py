@@ -50,20 +50,17 @@ References:
 
 import numbers
 
-import numpy as np
 from keras import ops
 
-from keras_heuristics import _backend
 from keras_heuristics import _validation
 from keras_heuristics.similarity import _inputs
+from keras_heuristics.similarity import _svcca
 
 COV_MAX_CONDITION = 1e5
-# Cholesky pivot ratio (max L_ii / min L_ii)² that stands in for it: on
-# the measured activations the ratio underestimates the condition number by
-# a factor 10 to 150.
-PIVOT_MAX_RATIO = 1e3
+# Cholesky pivot ratio (max L_ii / min L_ii)² that stands in for it.
+PIVOT_MAX_RATIO = _inputs.PIVOT_MAX_RATIO
 CONSTANT_TOL = 1e-5
-RANK_TOL = 1e-5
+RANK_TOL = _inputs.RANK_TOL
 _METHODS = ("auto", "cov", "qr")
 
 
@@ -98,6 +95,14 @@ class _Basis:
             m = ops.cast(m, "float32") * self.inv_scale[:, None]
             return ops.solve_triangular(self.chol, m, lower=True)
         return _inputs.mm(ops.transpose(self.w), ops.cast(m, self.w.dtype))
+
+    def orthonormal(self):
+        """The explicit `n x k` orthonormal basis `t W`."""
+        if self.w is None:  # Cholesky form: t D⁻¹ L⁻ᵀ
+            scaled = ops.transpose(self.t * self.inv_scale[None, :])
+            solved = ops.solve_triangular(self.chol, scaled, lower=True)
+            return ops.transpose(solved)
+        return ops.matmul(self.t, ops.cast(self.w, "float32"))
 
     def explicit_w(self):
         if self.w is not None:
@@ -173,29 +178,11 @@ def _cross(a, b):
     return ops.transpose(b.apply_wt(ops.transpose(left)))
 
 
-def _singular_values(m):
-    """Singular values of a small matrix, descending.
-
-    With a float64 wide type they are the square roots of the eigenvalues
-    of `MᵀM` formed in float64 (about three times cheaper than an SVD on a
-    CPU, and exact to ~1e-8 even for correlations near 0); otherwise an SVD.
-    """
-    wide = _inputs.wide()
-    if wide == "float64":
-        m = ops.cast(m, "float64")
-        if m.shape[0] < m.shape[1]:
-            m = ops.transpose(m)
-        lam = _backend.eigvalsh(_inputs.mm(ops.transpose(m), m))
-        return ops.flip(ops.sqrt(ops.maximum(lam, 0.0)), axis=0)
-    s = ops.svd(m, full_matrices=False, compute_uv=False)
-    return ops.flip(ops.sort(s), axis=0)
-
-
 def correlations_from_bases(a, b):
     """Canonical correlations (descending) of two `_Basis` objects."""
     if a is None or b is None:
         return ops.zeros((0,), dtype="float32")
-    s = _singular_values(_cross(a, b))[: min(a.rank, b.rank)]
+    s = _inputs.singular_values(_cross(a, b))[: min(a.rank, b.rank)]
     return ops.cast(ops.clip(s, 0.0, 1.0), "float32")
 
 
@@ -278,22 +265,16 @@ def _check_keep(keep):
     return keep
 
 
-def _bucket(k, d):
-    """`k` rounded up to one of 8 sizes, so that a layer whose number of
-    kept directions changes between epochs reuses compiled kernels (JAX)."""
-    step = max(1, -(-d // 8))
-    return min(d, -(-k // step) * step)
-
-
-def reduce_directions(x, keep=0.99, pad=False):
+def reduce_directions(x, keep=0.99):
     """Projects centred `x` on its top singular directions (SVCCA step 1).
 
     `keep` in (0, 1]: the smallest `k` whose top-`k` squared singular
     values (variances) sum to at least `keep` of the total; an integer:
-    that many directions (at most the rank). Returns `(X̄ V, k)`: the
-    float32 projection `X̄ V` (the subspace of `U_k S_k` in the SVD of `X̄`)
-    on the `k` directions, or on `_bucket(k)` of them when `pad` is true;
-    `None` for a constant `x`.
+    that many directions (at most the rank). Returns `(X̄ V_k, k)`, the
+    float32 projection on the `k` directions (the subspace of `U_k S_k` in
+    the SVD of `X̄`), or `None` for a constant `x`. This is the dynamic
+    route (its width depends on the data); `reduced_bases` is the
+    fixed-width one.
     """
     xc = _inputs.centre(x)
     g = _inputs.gram(xc)
@@ -311,8 +292,7 @@ def reduce_directions(x, keep=0.99, pad=False):
         # tolerance so that keep=1.0 keeps the numerical rank, not noise
         k = int(ops.sum(ops.cast(share < keep - 1e-7, "int32"))) + 1
         k = min(k, rank)
-    width = _bucket(k, int(x.shape[1])) if pad else k
-    return ops.matmul(xc, ops.cast(v[:, :width], "float32")), k
+    return ops.matmul(xc, ops.cast(v[:, :k], "float32")), k
 
 
 def svcca(x, y, keep=0.99, method="auto"):
@@ -351,6 +331,8 @@ def svcca(x, y, keep=0.99, method="auto"):
     x, y = _inputs.check_pair(x, y, min_examples=3)
     keep = _check_keep(keep)
     _check_method(method)
+    if method == "auto":
+        return svcca_from_bases(*reduced_bases([x, y], keep))
     rho = correlations_from_bases(
         reduced_basis(x, keep, method), reduced_basis(y, keep, method)
     )
@@ -358,31 +340,55 @@ def svcca(x, y, keep=0.99, method="auto"):
 
 
 def reduced_basis(x, keep, method="auto"):
-    """Whitened basis of the SVD-reduced `x` (fixed padded width)."""
-    reduced = reduce_directions(x, keep, pad=method == "auto")
+    """Whitened `_Basis` of the SVD-reduced `x` (dynamic width), or None."""
+    reduced = reduce_directions(x, keep)
     if reduced is None:
         return None
-    z, k = reduced
-    width = int(z.shape[1])
-    if width > k:  # mask the padding directions out of the whitening
-        mask = ops.cast(ops.arange(width) < k, "float32")
-        g = ops.matmul(ops.transpose(z), z)
-        inv_scale = mask / ops.sqrt(ops.diagonal(g) + (1.0 - mask))
-        corr = g * inv_scale[:, None] * inv_scale[None, :]
-        corr = corr + ops.diag(1.0 - mask)
-        chol, condition = _cholesky(corr)
-        if chol is not None and condition < PIVOT_MAX_RATIO:
-            return _Basis(
-                z,
-                np.arange(width),
-                z,
-                g,
-                chol=chol,
-                inv_scale=inv_scale,
-                rank=k,
-            )
-        z = z[:, :k]
-    return basis(z, method)
+    return basis(reduced[0], method)
+
+
+def reduced_bases(acts, keep):
+    """SVCCA reductions `(q, k)` of several representations at full width.
+
+    `q` (`n x d`, float32) holds an orthonormal basis of the top `k`
+    singular directions in its first `k` columns and zeros after, so that
+    every evaluation of a layer has the same shapes whatever `k` is (see
+    `_svcca`): one compiled call for all of `acts`. A representation whose
+    whitening is ill-conditioned takes the dynamic route (`reduced_basis`,
+    QR where needed) and is padded to the same form.
+    """
+    fraction, count = _svcca.keep_arguments(keep)
+    out = _reduce_checked(list(acts), fraction, count)
+    return [
+        r if r is not None else _padded(x, reduced_basis(x, keep))
+        for x, r in zip(acts, out)
+    ]
+
+
+def svcca_from_bases(a, b):
+    """SVCCA of two `(q, k)` reductions from `reduced_bases`."""
+    return _svcca.pair_means([a], [b])[0]
+
+
+def _reduce_checked(acts, fraction, count):
+    try:
+        out = _svcca.reduce_all(acts, fraction, count)
+    except Exception:  # a Cholesky that raised (TensorFlow, PyTorch)
+        if len(acts) == 1:
+            return [None]
+        return [r for x in acts for r in _reduce_checked([x], fraction, count)]
+    ok = ops.convert_to_numpy(ops.stack([good for _, _, good in out]))
+    return [(q, k) if good else None for (q, k, _), good in zip(out, ok)]
+
+
+def _padded(x, b):
+    """A dynamic-route `_Basis` in the fixed-width `(q, k)` form."""
+    n, d = int(x.shape[0]), int(x.shape[1])
+    if b is None:
+        return ops.zeros((n, d), "float32"), ops.convert_to_tensor(0, "int32")
+    q = b.orthonormal()
+    q = ops.pad(q, [[0, 0], [0, d - int(q.shape[1])]])
+    return q, ops.convert_to_tensor(b.rank, "int32")
 
 
 def _mean_or_zero(rho):

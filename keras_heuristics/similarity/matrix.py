@@ -23,6 +23,7 @@ from keras import ops
 
 from keras_heuristics import _validation
 from keras_heuristics.similarity import _inputs
+from keras_heuristics.similarity import _svcca
 from keras_heuristics.similarity import canonical as cca_lib
 from keras_heuristics.similarity import capture as capture_lib
 from keras_heuristics.similarity import kernel_alignment as cka_lib
@@ -37,13 +38,14 @@ METRICS = (
 )
 
 
-def _orthonormal(basis):
-    """The explicit `n x k` orthonormal basis `t W` of a `_Basis`."""
-    if basis.w is None:  # Cholesky form: t D⁻¹ L⁻ᵀ
-        scaled = ops.transpose(basis.t * basis.inv_scale[None, :])
-        solved = ops.solve_triangular(basis.chol, scaled, lower=True)
-        return ops.transpose(solved)
-    return ops.matmul(basis.t, ops.cast(basis.w, "float32"))
+def _columns(summary):
+    """The explicit orthonormal basis of a CCA or SVCCA summary, and its
+    number of directions: `(n x k tensor, k)`."""
+    if isinstance(summary, tuple):  # SVCCA at full width: keep k columns
+        q, k = summary
+        k = int(ops.convert_to_numpy(k))
+        return q[:, :k], k
+    return summary.orthonormal(), summary.rank
 
 
 def _stacked_cca(reps_a, reps_b, rows, cols):
@@ -58,14 +60,14 @@ def _stacked_cca(reps_a, reps_b, rows, cols):
         qs, offsets = [], []
         start = 0
         for i in range(count):
-            basis = reps.get(i)[0]
-            if basis is None:
+            summary = reps.get(i)[0]
+            if summary is None:
                 offsets.append(None)
                 continue
-            q = _orthonormal(basis)
+            q, k = _columns(summary)
             qs.append(q)
-            offsets.append((start, start + int(q.shape[1])))
-            start += int(q.shape[1])
+            offsets.append((start, start + k))
+            start += k
         return qs, offsets
 
     qa, off_a = stack(reps_a, rows)
@@ -96,8 +98,10 @@ def _stacked_cca(reps_a, reps_b, rows, cols):
                 block = row[:, ob[0] - oa[0] : ob[1] - oa[0]]
             else:
                 block = big[oa[0] : oa[1], ob[0] : ob[1]]
-            k = min(reps_a.get(i)[0].rank, reps_b.get(j)[0].rank)
-            rho = ops.clip(cca_lib._singular_values(block)[:k], 0.0, 1.0)
+            k = min(oa[1] - oa[0], ob[1] - ob[0])
+            if k == 0:
+                continue
+            rho = ops.clip(_inputs.singular_values(block)[:k], 0.0, 1.0)
             out[i, j] = float(ops.convert_to_numpy(ops.mean(rho)))
     return out
 
@@ -161,7 +165,7 @@ def summarise(metric, x, gram_space=False, **options):
     """
     if metric == "svcca":
         keep = cca_lib._check_keep(options.get("keep", 0.99))
-        return cca_lib.reduced_basis(x, keep), None
+        return cca_lib.reduced_bases([x], keep)[0], None
     if metric in ("cca", "pwcca"):
         return cca_lib.basis(x), (x if metric == "pwcca" else None)
     if metric in ("linear_cka", "debiased_linear_cka"):
@@ -182,7 +186,9 @@ def summarise(metric, x, gram_space=False, **options):
 def cell(metric, a, b, gram_space=False):
     """Similarity of two summaries from `summarise`, a float32 scalar."""
     (ra, xa), (rb, xb) = a, b
-    if metric in ("svcca", "cca"):
+    if metric == "svcca":
+        return cca_lib.svcca_from_bases(ra, rb)
+    if metric == "cca":
         return cca_lib._mean_or_zero(cca_lib.correlations_from_bases(ra, rb))
     if metric == "pwcca":
         return cca_lib.pwcca_pair(ra, rb, xa, xb)
@@ -191,6 +197,33 @@ def cell(metric, a, b, gram_space=False):
     return cka_lib.linear_cka_from_stats(
         ra, rb, debiased=metric == "debiased_linear_cka"
     )
+
+
+def summarise_all(metric, acts, gram_space=False, **options):
+    """`summarise` of every matrix in `acts`; for SVCCA one compiled call
+    whose shapes do not depend on the data (see `canonical.reduced_bases`).
+    """
+    if metric == "svcca":
+        keep = cca_lib._check_keep(options.get("keep", 0.99))
+        return [(r, None) for r in cca_lib.reduced_bases(acts, keep)]
+    return [summarise(metric, a, gram_space, **options) for a in acts]
+
+
+def cells(metric, summaries_a, summaries_b, gram_space=False):
+    """`cell` of matching pairs of summaries, as a float32 NumPy vector
+    (for SVCCA one compiled call), with one copy to the host."""
+    if metric == "svcca":
+        values = _svcca.pair_means(
+            [a for a, _ in summaries_a], [b for b, _ in summaries_b]
+        )
+    else:
+        values = ops.stack(
+            [
+                cell(metric, a, b, gram_space)
+                for a, b in zip(summaries_a, summaries_b)
+            ]
+        )
+    return np.asarray(ops.convert_to_numpy(values), dtype="float32")
 
 
 class _Reps:

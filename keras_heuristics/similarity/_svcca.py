@@ -1,0 +1,125 @@
+"""SVCCA at a fixed width: one compiled function per representation shape.
+
+SVCCA keeps the top `k` singular directions of each representation, and
+`k` depends on the data. Slicing to `k` columns would give every new `k`
+its own shapes, hence (on JAX and TensorFlow) its own compilation. Here
+every tensor keeps the full width `d` and the directions beyond `k` are
+masked instead:
+
+- `reduce(x, fraction, count)`: centre, Gram `X̄ᵀX̄ = V Λ Vᵀ` (descending),
+  `k` = the smallest count whose top variances reach `fraction` of the
+  total (or `count`, and at most the numerical rank), `Z = X̄ V` (`n x d`),
+  then the Cholesky whitening of the correlation matrix of `Z` with the
+  masked directions replaced by the identity, so that
+  `Q = Z D⁻¹ L⁻ᵀ` has `k` orthonormal columns followed by zero columns;
+- `pair_mean(qa, ka, qb, kb)`: the singular values of `Q_aᵀ Q_b` are the
+  canonical correlations of the two reduced representations followed by
+  zeros; the mean of the first `min(ka, kb)` is SVCCA.
+
+Both are pure functions of tensors; `reduce_all` and `pair_means` apply
+them to lists (all layers of a model) in one compiled call, compiled once
+per list of shapes and shared by every caller in the process.
+
+The whitening recomputes the Gram of `Z` from the float32 projection
+rather than trusting `Λ`: the eigenvectors of the float32 Gram are not
+exact for `X̄`, and only re-whitening `Z` itself keeps `Q` orthonormal to
+float32 accuracy whatever the spread of the variances. `ok` reports a
+Cholesky that failed or whose pivots spread more than
+`PIVOT_MAX_RATIO`; the caller then takes the slower dynamic
+route for that representation.
+"""
+
+from keras import ops
+
+from keras_heuristics import _backend
+from keras_heuristics.similarity import _inputs
+
+_COMPILED = {}
+
+
+def keep_arguments(keep):
+    """`(fraction, count)` tensors for a checked `keep` (fraction or int)."""
+    if isinstance(keep, int):
+        fraction, count = 2.0, keep  # a share never reaches 2
+    else:
+        fraction, count = keep, 2**30
+    return (
+        ops.convert_to_tensor(fraction, dtype=_inputs.wide()),
+        ops.convert_to_tensor(count, dtype="int32"),
+    )
+
+
+def reduce(x, fraction, count):
+    """SVD reduction and whitening of `x` at its full width (module doc).
+
+    Returns `(q, k, ok)`: `q` float32 `(n, d)`, `k` an int32 scalar (0 for
+    a constant `x`), `ok` a boolean scalar.
+    """
+    d = ops.shape(x)[1]
+    xc = _inputs.centre(x)
+    lam, v = ops.eigh(_inputs.gram(xc))
+    lam = ops.flip(ops.maximum(lam, 0.0), axis=0)
+    v = ops.flip(v, axis=1)
+    total = ops.sum(lam)
+    share = ops.cumsum(lam) / ops.where(total > 0, total, 1.0)
+    # tolerance so that keep=1.0 keeps the numerical rank, not noise
+    k = ops.sum(ops.cast(share < fraction - 1e-7, "int32")) + 1
+    rank = ops.sum(ops.cast(lam > (_inputs.RANK_TOL**2) * lam[0], "int32"))
+    k = ops.minimum(ops.minimum(k, count), rank)
+    mask = ops.cast(ops.arange(d) < k, "float32")
+    z = ops.matmul(xc, ops.cast(v, "float32"))
+    gz = ops.matmul(ops.transpose(z), z)
+    inv_scale = mask / ops.sqrt(ops.diagonal(gz) + (1.0 - mask))
+    corr = gz * inv_scale[:, None] * inv_scale[None, :]
+    chol = ops.cholesky(corr + ops.diag(1.0 - mask))
+    pivots = ops.diagonal(chol)
+    low, high = ops.min(pivots), ops.max(pivots)
+    ok = ops.logical_and(
+        ops.all(ops.isfinite(chol)),
+        ops.logical_and(
+            low > 0,
+            ops.square(high) < _inputs.PIVOT_MAX_RATIO * ops.square(low),
+        ),
+    )
+    scaled = ops.transpose(z * inv_scale[None, :])
+    q = ops.transpose(ops.solve_triangular(chol, scaled, lower=True))
+    return q, k, ok
+
+
+def pair_mean(qa, ka, qb, kb):
+    """SVCCA of two reduced representations: mean of the top
+    `min(ka, kb)` singular values of `Q_aᵀ Q_b`, clipped to [0, 1]."""
+    s = _inputs.singular_values(ops.matmul(ops.transpose(qa), qb))
+    k = ops.minimum(ka, kb)
+    used = ops.cast(ops.arange(ops.shape(s)[0]) < k, "float32")
+    rho = ops.clip(ops.cast(s, "float32"), 0.0, 1.0) * used
+    return ops.sum(rho) / ops.cast(ops.maximum(k, 1), "float32")
+
+
+def _reduce_all(acts, fraction, count):
+    return [reduce(x, fraction, count) for x in acts]
+
+
+def _pair_means(reps_a, reps_b):
+    return ops.stack(
+        [
+            pair_mean(qa, ka, qb, kb)
+            for (qa, ka), (qb, kb) in zip(reps_a, reps_b)
+        ]
+    )
+
+
+def _compiled(fn):
+    if fn not in _COMPILED:
+        _COMPILED[fn] = _backend.compile_function(fn)
+    return _COMPILED[fn]
+
+
+def reduce_all(acts, fraction, count):
+    """`reduce` of every matrix in `acts`, one compiled call."""
+    return _compiled(_reduce_all)(list(acts), fraction, count)
+
+
+def pair_means(reps_a, reps_b):
+    """`pair_mean` of matching `(q, k)` pairs, as one float32 vector."""
+    return _compiled(_pair_means)(list(reps_a), list(reps_b))
