@@ -13,6 +13,7 @@ tensors), or rebuild the network functionally.
 import keras
 from keras import ops
 
+from keras_heuristics import _inference
 from keras_heuristics.similarity import spatial
 
 _SUBCLASSED_HELP = (
@@ -101,24 +102,56 @@ def probe_inputs(data):
     return data
 
 
-def _batches(x, batch_size):
+def _num_examples(x):
+    if isinstance(x, dict):
+        return len(next(iter(x.values())))
+    if isinstance(x, (list, tuple)):
+        return len(x[0])
+    return int(x.shape[0])
+
+
+def _pad_rows(v, rows):
+    """`v` with its last row repeated until it has `rows` rows."""
+    missing = rows - int(v.shape[0])
+    if missing <= 0:
+        return v
+    return ops.concatenate([v, ops.repeat(v[-1:], missing, axis=0)], axis=0)
+
+
+def _batches(x, batch_size, pad=False):
+    """`(batch, rows)` pairs of at most `batch_size` examples.
+
+    The examples are split into equal batches (the last one shorter by
+    less than the number of batches), so that a compiled forward pass
+    sees one shape; with `pad`, that last batch is padded to it too.
+    """
     import numpy as np
 
-    if isinstance(x, dict):
-        n = len(next(iter(x.values())))
-        for start in range(0, n, batch_size):
-            yield {k: v[start : start + batch_size] for k, v in x.items()}
-        return
-    if isinstance(x, (list, tuple)):
-        n = len(x[0])
-        for start in range(0, n, batch_size):
-            yield [v[start : start + batch_size] for v in x]
-        return
-    if not hasattr(x, "shape"):
+    if not isinstance(x, (dict, list, tuple)) and not hasattr(x, "shape"):
         x = np.asarray(x)
-    n = int(x.shape[0])
-    for start in range(0, n, batch_size):
-        yield x[start : start + batch_size]
+    n = _num_examples(x)
+    size = -(-n // max(1, -(-n // batch_size)))
+    for start in range(0, n, size):
+        rows = min(size, n - start)
+
+        def cut(v, start=start, rows=rows):
+            part = v[start : start + rows]
+            return _pad_rows(part, size) if pad else part
+
+        if isinstance(x, dict):
+            yield {k: cut(v) for k, v in x.items()}, rows
+        elif isinstance(x, (list, tuple)):
+            yield [cut(v) for v in x], rows
+        else:
+            yield cut(x), rows
+
+
+def _rows(batch):
+    if isinstance(batch, dict):
+        return int(next(iter(batch.values())).shape[0])
+    if isinstance(batch, (list, tuple)):
+        return int(batch[0].shape[0])
+    return int(batch.shape[0])
 
 
 class ActivationCapture:
@@ -153,11 +186,15 @@ class ActivationCapture:
                     _SUBCLASSED_HELP.format(name=repr(model.name))
                 ) from error
             self._probe = keras.Model(inputs, outputs)
+            self._run, self._compiled = _inference.inference_function(
+                self._probe, self._reduce
+            )
             self._fn = None
         elif callable(model):
             self.layers = None
             self.names = None
             self._probe = None
+            self._compiled = False
             self._fn = model
         else:
             raise TypeError(
@@ -165,31 +202,32 @@ class ActivationCapture:
                 f"returning a dict of activations. Received: {model!r}"
             )
 
+    def _reduce(self, o):
+        return spatial.reduce_spatial(ops.cast(o, "float32"), self.spatial_mode)
+
     def _forward(self, batch):
-        if self._fn is not None:
-            out = self._fn(batch)
-            if not isinstance(out, dict):
-                raise TypeError(
-                    "The activation callable must return a dict "
-                    "{name: activations}."
-                )
-            if self.names is None:
-                self.names = [str(k) for k in out]
-            return [out[k] for k in out]
-        out = self._probe(batch, training=False)
-        return list(out) if isinstance(out, (list, tuple)) else [out]
+        if self._fn is None:
+            return self._run(batch)
+        out = self._fn(batch)
+        if not isinstance(out, dict):
+            raise TypeError(
+                "The activation callable must return a dict "
+                "{name: activations}."
+            )
+        if self.names is None:
+            self.names = [str(k) for k in out]
+        return [self._reduce(out[k]) for k in out]
 
     def __call__(self, data):
         """Returns a list of 2-D float32 tensors, one per layer."""
         chunks = None
-        for batch in _batches(probe_inputs(data), self.batch_size):
+        batches = _batches(probe_inputs(data), self.batch_size, self._compiled)
+        for batch, rows in batches:
             outs = self._forward(batch)
-            outs = [
-                spatial.reduce_spatial(
-                    ops.cast(o, "float32"), self.spatial_mode
-                )
-                for o in outs
-            ]
+            padded = _rows(batch)
+            if rows < padded:  # drop the padding (positions mode: each
+                # example gives the same number of rows)
+                outs = [o[: int(o.shape[0]) // padded * rows] for o in outs]
             if chunks is None:
                 chunks = [[] for _ in outs]
             for store, o in zip(chunks, outs):
