@@ -41,7 +41,11 @@ class LayerSimilarity(keras.callbacks.Callback):
     one forward pass, summarised once per layer (an SVD-reduced whitened
     basis for SVCCA, a centred Gram for CKA; see
     `keras_heuristics.similarity.similarity_matrix`) and compared with a
-    reference:
+    reference. For SVCCA, the summaries of all layers and their
+    comparisons are each one compiled call whose shapes do not depend on
+    the number of kept directions, so nothing is recompiled as training
+    changes it; the forward pass is compiled on JAX and TensorFlow. The
+    reference is one of:
 
     - `"previous"`: the same layer at the previous evaluation point;
     - `"initial"`: the same layer before training (Gotmare et al.'s warmup
@@ -50,7 +54,9 @@ class LayerSimilarity(keras.callbacks.Callback):
       (evaluation points before `e` are reported once `e` is reached);
     - `"final"`: the same layer at the end of training, computed in
       `on_train_end` from the stored per-layer summaries (for SVCCA an
-      `n x k` basis per layer and point; raw activations are not kept);
+      `n x d` basis per layer and point, directions beyond the kept `k`
+      zeroed; raw activations are not kept; when no step was taken since
+      the last evaluation, its summaries serve as the final ones);
     - a Keras model (e.g. a teacher) or activation callable: every layer
       against every layer of that model (`reference_layers`), a layer x
       layer matrix at each evaluation point.
@@ -167,6 +173,10 @@ class LayerSimilarity(keras.callbacks.Callback):
         if unknown:
             raise TypeError(f"Unknown metric options: {unknown}")
         self.options = options
+        if every_n_steps is not None:
+            # Only then a batch hook: Keras runs the training loop without
+            # waiting for each step when no callback has one (JAX).
+            self.on_train_batch_end = self._on_step_end
 
     # ------------------------------------------------------------------
     def _reference_label(self):
@@ -177,26 +187,22 @@ class LayerSimilarity(keras.callbacks.Callback):
         return "model"
 
     def _summaries(self, capture):
-        acts = capture(self.probe_data)
-        return [
-            matrix_lib.summarise(
-                self.metric, a, self._gram_space, **self.options
-            )
-            for a in acts
-        ]
+        return self._summarise(capture(self.probe_data))
+
+    def _summarise(self, acts):
+        return matrix_lib.summarise_all(
+            self.metric, acts, self._gram_space, **self.options
+        )
 
     def _compare(self, a, b):
-        return np.array(
-            [
-                float(
-                    ops.convert_to_numpy(
-                        matrix_lib.cell(self.metric, ra, rb, self._gram_space)
-                    )
-                )
-                for ra, rb in zip(a, b)
-            ],
-            dtype="float32",
-        )
+        return matrix_lib.cells(self.metric, a, b, self._gram_space)
+
+    def _iterations(self):
+        """The optimizer step (None without an optimizer)."""
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None:
+            return None
+        return int(ops.convert_to_numpy(optimizer.iterations))
 
     def on_train_begin(self, logs=None):
         self._capture = capture_lib.ActivationCapture(
@@ -212,12 +218,8 @@ class LayerSimilarity(keras.callbacks.Callback):
             and int(acts[0].shape[0])
             <= float(np.mean([int(a.shape[1]) for a in acts]))
         )
-        self._initial = [
-            matrix_lib.summarise(
-                self.metric, a, self._gram_space, **self.options
-            )
-            for a in acts
-        ]
+        self._initial = self._summarise(acts)
+        self._latest = (self._iterations(), self._initial)
         self._writer = _logging.run_writer(self.log_dir, "train")
         self.steps = []
         self.values = [] if self._is_model_reference() else None
@@ -240,9 +242,7 @@ class LayerSimilarity(keras.callbacks.Callback):
     def _is_model_reference(self):
         return not isinstance(self.reference, (str, int))
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self.every_n_steps is None:
-            return
+    def _on_step_end(self, batch, logs=None):
         self._steps_seen += 1
         if self._steps_seen % self.every_n_steps == 0:
             self._evaluate(self._steps_seen, epoch=None)
@@ -256,23 +256,12 @@ class LayerSimilarity(keras.callbacks.Callback):
     def _evaluate(self, step, epoch):
         _backend.sync_model_state(self.model)
         current = self._summaries(self._capture)
+        self._latest = (self._iterations(), current)
         if self._is_model_reference():
-            m = np.array(
-                [
-                    [
-                        float(
-                            ops.convert_to_numpy(
-                                matrix_lib.cell(
-                                    self.metric, a, b, self._gram_space
-                                )
-                            )
-                        )
-                        for b in self._reference_summaries
-                    ]
-                    for a in current
-                ],
-                dtype="float32",
-            )
+            refs = self._reference_summaries
+            m = self._compare(
+                [a for a in current for _ in refs], list(refs) * len(current)
+            ).reshape(len(current), len(refs))
             self.steps.append(step)
             self.values.append(m)
             self._write_matrix(step, m)
@@ -336,8 +325,11 @@ class LayerSimilarity(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         if self.reference == "final":
-            final = self._summaries(self._capture)
-            self._flush_pending(final)
+            _backend.sync_model_state(self.model)
+            step, latest = self._latest
+            if step is None or step != self._iterations():
+                latest = self._summaries(self._capture)
+            self._flush_pending(latest)
         elif self._pending:  # reference epoch never reached
             self._pending = []
         self._writer.flush()
