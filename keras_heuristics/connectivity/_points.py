@@ -8,6 +8,7 @@ import numpy as np
 from keras import ops
 
 from keras_heuristics import KerasHeuristicsWarning
+from keras_heuristics import _backend
 from keras_heuristics import _validation
 from keras_heuristics.connectivity import _variables
 from keras_heuristics.connectivity import batch_norm
@@ -209,7 +210,7 @@ class Checkpoint:
                 f"this run computes {sorted(logs)}."
             )
         self.values[row] = [logs[n] for n in self.names]
-        if self.path is not None:
+        if self.path is not None and _backend.is_chief():
             folder = os.path.dirname(self.path)
             if folder:
                 os.makedirs(folder, exist_ok=True)
