@@ -336,6 +336,8 @@ class LayerSimilarity(keras.callbacks.Callback):
         self._save()
 
     def _save(self):
+        if not _backend.is_chief():  # one copy per distributed job
+            return
         os.makedirs(self.log_dir, exist_ok=True)
         base = os.path.join(self.log_dir, self.name)
         if self._is_model_reference():

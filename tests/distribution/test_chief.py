@@ -35,6 +35,9 @@ def test_other_processes_write_nothing(tmp_path, monkeypatch):
             callbacks.LearningRateLogger(str(logdir)),
             callbacks.MetricsLogger(str(logdir)),
             callbacks.Sharpness((x, y), log_dir=str(logdir), every_n_steps=4),
+            callbacks.LayerSimilarity(
+                x, metric="linear_cka", log_dir=str(logdir)
+            ),
             snapshots,
         ],
     )
