@@ -17,6 +17,15 @@ RANK_TOL = 1e-5
 # condition number of a correlation matrix: on the measured activations the
 # ratio underestimates it by a factor 10 to 150.
 PIVOT_MAX_RATIO = 1e3
+_COMPILED = {}
+
+
+def compiled(fn):
+    """`fn` compiled for the active backend, once per process, so that
+    every caller shares its cache of traced shapes."""
+    if fn not in _COMPILED:
+        _COMPILED[fn] = _backend.compile_function(fn)
+    return _COMPILED[fn]
 
 
 def wide():
@@ -116,7 +125,7 @@ def mm(a, b):
 
 
 def singular_values(m):
-    """Singular values of a small matrix, descending.
+    """Singular values of a small matrix (or a batch of them), descending.
 
     With a float64 wide type they are the square roots of the eigenvalues
     of `MᵀM` formed in float64 (about three times cheaper than an SVD on a
@@ -124,10 +133,10 @@ def singular_values(m):
     """
     if wide() == "float64":
         m = ops.cast(m, "float64")
-        rows, cols = m.shape[0], m.shape[1]
+        rows, cols = m.shape[-2], m.shape[-1]
         if rows is not None and cols is not None and rows < cols:
-            m = ops.transpose(m)
-        lam = _backend.eigvalsh(mm(ops.transpose(m), m))
-        return ops.flip(ops.sqrt(ops.maximum(lam, 0.0)), axis=0)
+            m = ops.swapaxes(m, -1, -2)
+        lam = _backend.eigvalsh(ops.einsum("...ij,...ik->...jk", m, m))
+        return ops.flip(ops.sqrt(ops.maximum(lam, 0.0)), axis=-1)
     s = ops.svd(m, full_matrices=False, compute_uv=False)
-    return ops.flip(ops.sort(s), axis=0)
+    return ops.flip(ops.sort(s, axis=-1), axis=-1)

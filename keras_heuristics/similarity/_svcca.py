@@ -31,10 +31,7 @@ route for that representation.
 
 from keras import ops
 
-from keras_heuristics import _backend
 from keras_heuristics.similarity import _inputs
-
-_COMPILED = {}
 
 
 def keep_arguments(keep):
@@ -86,14 +83,24 @@ def reduce(x, fraction, count):
     return q, k, ok
 
 
+def _top_mean(s, k):
+    """Mean of the first `k` of descending values `s` clipped to [0, 1]
+    (over the last axis; `k` broadcasts against the leading ones)."""
+    used = ops.arange(ops.shape(s)[-1]) < ops.expand_dims(k, -1)
+    rho = ops.clip(ops.cast(s, "float32"), 0.0, 1.0)
+    rho = ops.sum(ops.where(used, rho, 0.0), axis=-1)
+    return rho / ops.cast(ops.maximum(k, 1), "float32")
+
+
 def pair_mean(qa, ka, qb, kb):
     """SVCCA of two reduced representations: mean of the top
     `min(ka, kb)` singular values of `Q_aᵀ Q_b`, clipped to [0, 1]."""
     s = _inputs.singular_values(ops.matmul(ops.transpose(qa), qb))
-    k = ops.minimum(ka, kb)
-    used = ops.cast(ops.arange(ops.shape(s)[0]) < k, "float32")
-    rho = ops.clip(ops.cast(s, "float32"), 0.0, 1.0) * used
-    return ops.sum(rho) / ops.cast(ops.maximum(k, 1), "float32")
+    return _top_mean(s, ops.minimum(ka, kb))
+
+
+def _block_means(blocks, k):
+    return _top_mean(_inputs.singular_values(blocks), k)
 
 
 def _reduce_all(acts, fraction, count):
@@ -109,17 +116,17 @@ def _pair_means(reps_a, reps_b):
     )
 
 
-def _compiled(fn):
-    if fn not in _COMPILED:
-        _COMPILED[fn] = _backend.compile_function(fn)
-    return _COMPILED[fn]
-
-
 def reduce_all(acts, fraction, count):
     """`reduce` of every matrix in `acts`, one compiled call."""
-    return _compiled(_reduce_all)(list(acts), fraction, count)
+    return _inputs.compiled(_reduce_all)(list(acts), fraction, count)
+
+
+def block_means(blocks, k):
+    """Mean of the top `k[c]` singular values of each `blocks[c]` (a
+    batch of cross products of orthonormal bases), one compiled call."""
+    return _inputs.compiled(_block_means)(blocks, k)
 
 
 def pair_means(reps_a, reps_b):
     """`pair_mean` of matching `(q, k)` pairs, as one float32 vector."""
-    return _compiled(_pair_means)(list(reps_a), list(reps_b))
+    return _inputs.compiled(_pair_means)(list(reps_a), list(reps_b))

@@ -5,17 +5,18 @@ and only cheap products per cell:
 
 | metric | per representation | per cell |
 |---|---|---|
-| `"cca"`, `"svcca"` | centring, Gram, (SVD reduction,) whitening; explicit orthonormal basis `Q` | one block of a single GEMM of the stacked `Q`s, singular values of the block |
+| `"cca"`, `"svcca"` | centring, Gram, (SVD reduction,) whitening; explicit orthonormal basis `Q`, padded to the widest | one `w x w` product `Q_aᵀ Q_b`; singular values batched over cells in one compiled call |
 | `"pwcca"` | centring, Gram, whitening | cross Gram, small SVD, projection weights |
-| `"linear_cka"` | centred features, or centred `n x n` Gram (the cheaper of the two in flops) | one GEMM, or one row of a stacked GEMM of vectorised Grams (Nguyen et al.) |
+| `"linear_cka"` | centred features; when Grams are cheaper, tiles of the upper triangle of `X̄X̄ᵀ` | one GEMM, or one entry of a stacked GEMM of vectorised tiles (Nguyen et al.) |
 | `"rbf_cka"` | centred RBF Gram | one row of a stacked GEMM |
 
+All shapes are fixed for a whole matrix, so JAX compiles each kernel once.
 Measured (`benchmarks/similarity_matrix.py`, 20 x 20 cells, n=2000,
-d=256, one thread, PyTorch): SVCCA 9x faster than 400 independent pairs
-with a flat activation spectrum and 24x with a power-law one; linear CKA
-5-6x (bounded by `3 d / n` times the cell count over the representation
-count when `n > d`: each cell still needs an `n x d x d` product or an
-`n²` dot product).
+d=256, one thread; see the README for each backend): SVCCA about 10x
+faster than 400 independent pairs with a flat activation spectrum (each
+cell still needs a `d x d` product and eigenvalue problem) and 30x with a
+power-law one; linear CKA about 10x (each representation costs `n² d / 2`
+products, each independent pair `3 n d²`).
 """
 
 import numpy as np
@@ -38,9 +39,11 @@ METRICS = (
 )
 
 
-def _columns(summary):
+def _columns_or_none(summary):
     """The explicit orthonormal basis of a CCA or SVCCA summary, and its
-    number of directions: `(n x k tensor, k)`."""
+    number of directions: `(n x k tensor, k)`, or `(None, 0)`."""
+    if summary is None:
+        return None, 0
     if isinstance(summary, tuple):  # SVCCA at full width: keep k columns
         q, k = summary
         k = int(ops.convert_to_numpy(k))
@@ -48,62 +51,143 @@ def _columns(summary):
     return summary.orthonormal(), summary.rank
 
 
-def _stacked_cca(reps_a, reps_b, rows, cols):
-    """Mean canonical correlations of every cell from one GEMM.
+def _padded_columns(summaries, width):
+    return [
+        None
+        if q is None
+        else ops.pad(q, [[0, 0], [0, width - int(q.shape[1])]])
+        for q, _ in summaries
+    ]
 
-    Each representation's orthonormal basis `Q_i` is formed once; all cross
-    blocks `Q_aᵀ Q_b` come from a single product of the stacked bases, and
-    each cell only needs the singular values of its block.
+
+def _stacked_cca(reps_a, reps_b, rows, cols, chunk=32):
+    """Mean canonical correlations of every cell from per-cell products.
+
+    Each representation's orthonormal basis `Q_i` is formed once and
+    padded with zero columns to the widest basis `w`, so every cell is one
+    `w x w` product `Q_aᵀ Q_b` (only the upper triangle of a symmetric
+    matrix), and their singular values are taken `chunk` cells at a time
+    in one compiled, batched call; the directions beyond `min(k_a, k_b)`
+    are masked. All shapes are fixed for the whole matrix (JAX compiles
+    once).
     """
-
-    def stack(reps, count):
-        qs, offsets = [], []
-        start = 0
-        for i in range(count):
-            summary = reps.get(i)[0]
-            if summary is None:
-                offsets.append(None)
-                continue
-            q, k = _columns(summary)
-            qs.append(q)
-            offsets.append((start, start + k))
-            start += k
-        return qs, offsets
-
-    qa, off_a = stack(reps_a, rows)
-    qb, off_b = (qa, off_a) if reps_b is reps_a else stack(reps_b, cols)
-    out = np.zeros((rows, cols), dtype="float32")
-    if not qa or not qb:
-        return out
     symmetric = reps_b is reps_a
-    stacked_b = ops.concatenate(qb, axis=1)
-    big = None
-    if not symmetric:
-        big = ops.matmul(ops.transpose(ops.concatenate(qa, axis=1)), stacked_b)
-    for i, oa in enumerate(off_a):
-        if oa is None:
-            continue
-        if symmetric:  # one block row of the upper triangle per GEMM
-            row = ops.matmul(
-                ops.transpose(stacked_b[:, oa[0] : oa[1]]),
-                stacked_b[:, oa[0] :],
-            )
-        for j, ob in enumerate(off_b):
-            if ob is None:
-                continue
-            if symmetric and j < i:
-                out[i, j] = out[j, i]
-                continue
+    cols_a = [_columns_or_none(reps_a.get(i)[0]) for i in range(rows)]
+    cols_b = (
+        cols_a
+        if symmetric
+        else [_columns_or_none(reps_b.get(j)[0]) for j in range(cols)]
+    )
+    out = np.zeros((rows, cols), dtype="float32")
+    width = max(k for _, k in cols_a + cols_b)
+    if width == 0:
+        return out
+    qa = _padded_columns(cols_a, width)
+    qb = qa if symmetric else _padded_columns(cols_b, width)
+    cells = [
+        (i, j)
+        for i in range(rows)
+        for j in range(i if symmetric else 0, cols)
+        if cols_a[i][1] > 0 and cols_b[j][1] > 0
+    ]
+    chunk = -(-len(cells) // max(1, -(-len(cells) // chunk)))  # equal
+    for start in range(0, len(cells), chunk):
+        part = cells[start : start + chunk]
+        padded = part + [part[-1]] * (chunk - len(part))
+        blocks = ops.stack(
+            [ops.matmul(ops.transpose(qa[i]), qb[j]) for i, j in padded]
+        )
+        k = ops.convert_to_tensor(
+            [min(cols_a[i][1], cols_b[j][1]) for i, j in padded], "int32"
+        )
+        means = ops.convert_to_numpy(_svcca.block_means(blocks, k))
+        for (i, j), value in zip(part, means):
+            out[i, j] = value
             if symmetric:
-                block = row[:, ob[0] - oa[0] : ob[1] - oa[0]]
-            else:
-                block = big[oa[0] : oa[1], ob[0] : ob[1]]
-            k = min(oa[1] - oa[0], ob[1] - ob[0])
-            if k == 0:
-                continue
-            rho = ops.clip(_inputs.singular_values(block)[:k], 0.0, 1.0)
-            out[i, j] = float(ops.convert_to_numpy(ops.mean(rho)))
+                out[j, i] = value
     return out
+
+
+def _tile_vectors(xs, row, col):
+    """The vectorised tiles `X̄[row] X̄[col]ᵀ` of every `(tiles, size, d)`
+    matrix in `xs`, stacked, with the weight √2 of an off-diagonal tile."""
+    vectors = []
+    for x in xs:
+        top = ops.take(x, row, axis=0)
+        left = ops.take(x, col, axis=0)
+        vectors.append(ops.reshape(ops.matmul(top, ops.transpose(left)), (-1,)))
+    weight = ops.where(row == col, 1.0, float(np.sqrt(2.0)))
+    return ops.stack(vectors) * weight
+
+
+def _tile_self(xs, row, col):
+    v = _tile_vectors(xs, row, col)
+    return ops.cast(ops.matmul(v, ops.transpose(v)), _inputs.wide())
+
+
+def _tile_cross(xa, xb, row, col):
+    va = _tile_vectors(xa, row, col)
+    vb = _tile_vectors(xb, row, col)
+    wide = _inputs.wide()
+    return (
+        ops.cast(ops.matmul(va, ops.transpose(vb)), wide),
+        ops.cast(ops.sum(ops.square(va), axis=1), wide),
+        ops.cast(ops.sum(ops.square(vb), axis=1), wide),
+    )
+
+
+def _blocked_linear_cka(acts_a, acts_b, same, block=400):
+    """Linear CKA of every cell from tiles of the centred Gram matrices.
+
+    `⟨K_a, K_b⟩` with `K = X̄X̄ᵀ` is summed over `block x block` tiles
+    `X̄[r] X̄[c]ᵀ` of the upper triangle only (the Grams are symmetric, so
+    each off-diagonal tile counts twice, folded in as a factor √2 on both
+    sides): about half the `n² d` products of the full Grams, no `n x n`
+    matrix is ever stored, and for every tile all cells are one GEMM of
+    the stacked, vectorised tiles (as in Nguyen et al.'s minibatch CKA).
+    One compiled call per tile (the tile index is an argument, so it
+    compiles once); products in float32, accumulated in the wide float.
+    """
+    n = int(acts_a[0].shape[0])
+    size = -(-n // max(1, -(-n // block)))  # equal tiles
+    padded = -(-n // size) * size
+
+    def prepare(acts):  # centred, zero rows appended (they add nothing)
+        return [
+            ops.reshape(
+                ops.pad(_inputs.centre(a), [[0, padded - n], [0, 0]]),
+                (padded // size, size, int(a.shape[1])),
+            )
+            for a in acts
+        ]
+
+    xa = prepare(acts_a)
+    xb = xa if same else prepare(acts_b)
+    tiles = padded // size
+    cross = norm_a = norm_b = 0.0
+    for r in range(tiles):
+        for c in range(r, tiles):
+            row = ops.convert_to_tensor(r, "int32")
+            col = ops.convert_to_tensor(c, "int32")
+            if same:
+                cross = cross + _inputs.compiled(_tile_self)(xa, row, col)
+                continue
+            part, pa, pb = _inputs.compiled(_tile_cross)(xa, xb, row, col)
+            cross, norm_a, norm_b = cross + part, norm_a + pa, norm_b + pb
+    cross = np.asarray(ops.convert_to_numpy(cross), dtype=np.float64)
+    if same:
+        norm_a = norm_b = np.diagonal(cross)
+    else:
+        norm_a = np.asarray(ops.convert_to_numpy(norm_a), dtype=np.float64)
+        norm_b = np.asarray(ops.convert_to_numpy(norm_b), dtype=np.float64)
+    return _normalised(cross, norm_a, norm_b)
+
+
+def _normalised(cross, norm_a, norm_b):
+    den = np.sqrt(np.outer(np.maximum(norm_a, 0), np.maximum(norm_b, 0)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(den > 0, cross / np.where(den > 0, den, 1.0), 0.0)
+    return out.astype("float32")
 
 
 def _stacked_gram(reps_a, reps_b, rows, cols, same, chunk=128):
@@ -145,10 +229,7 @@ def _stacked_gram(reps_a, reps_b, rows, cols, same, chunk=128):
     else:
         norm_a = np.asarray(ops.convert_to_numpy(norm_a), dtype=np.float64)
         norm_b = np.asarray(ops.convert_to_numpy(norm_b), dtype=np.float64)
-    den = np.sqrt(np.outer(np.maximum(norm_a, 0), np.maximum(norm_b, 0)))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(den > 0, cross / np.where(den > 0, den, 1.0), 0.0)
-    return out.astype("float32")
+    return _normalised(cross, norm_a, norm_b)
 
 
 def check_metric(metric):
@@ -268,15 +349,23 @@ def _check_acts(name, acts, metric):
     return acts
 
 
-def use_gram_space(metric, acts_a, acts_b, cells):
+def use_gram_space(metric, acts_a, acts_b, cells, same=False):
+    """Whether `n x n` Grams cost fewer products than `d_a x d_b` cross
+    Grams for this matrix (always for RBF CKA)."""
     if metric != "linear_cka" and metric != "debiased_linear_cka":
         return metric == "rbf_cka"
     n = int(acts_a[0].shape[0])
-    da = np.mean([int(a.shape[1]) for a in acts_a])
-    db = np.mean([int(b.shape[1]) for b in acts_b])
-    reps = len(acts_a) + len(acts_b)
-    feature_cost = cells * n * da * db + n * (da * da + db * db)
-    gram_cost = reps * n * n * (da + db) / 2.0 + cells * n * n
+    sizes_a = [int(a.shape[1]) for a in acts_a]
+    sizes_b = [] if same else [int(b.shape[1]) for b in acts_b]
+    da, db = np.mean(sizes_a), np.mean([int(b.shape[1]) for b in acts_b])
+    if same:
+        cells = (cells + len(acts_a)) / 2.0  # upper triangle
+    feature_cost = cells * n * da * db + n * float(
+        np.sum(np.square(sizes_a + sizes_b))
+    )
+    gram_cost = n * n * float(np.sum(sizes_a + sizes_b)) + cells * n * n
+    if metric == "linear_cka":  # upper-triangle tiles only
+        gram_cost /= 2.0
     return gram_cost < feature_cost
 
 
@@ -311,12 +400,14 @@ def pairwise_matrix(
             "Arguments `acts_a` and `acts_b` must hold the same examples."
         )
     cells = len(acts_a) * len(acts_b)
-    gram_space = use_gram_space(metric, acts_a, acts_b, cells)
+    gram_space = use_gram_space(metric, acts_a, acts_b, cells, same)
     reps_a = _Reps(metric, acts_a, options, gram_space)
     reps_b = reps_a if same else _Reps(metric, acts_b, options, gram_space)
     symmetric = same and metric != "pwcca"
     if metric in ("svcca", "cca"):
         return _stacked_cca(reps_a, reps_b, len(acts_a), len(acts_b))
+    if gram_space and metric == "linear_cka":
+        return _blocked_linear_cka(acts_a, acts_b, same)
     if gram_space:
         return _stacked_gram(reps_a, reps_b, len(acts_a), len(acts_b), same)
     out = np.zeros((len(acts_a), len(acts_b)), dtype="float32")

@@ -66,6 +66,22 @@ def test_gram_space_choice_is_transparent():
     assert abs(m[0, 1] - float(linear_cka(acts[0], acts[1]))) < 1e-5
 
 
+def test_gram_space_tiles_same_and_cross():
+    # n = 900 examples: three tiles of the Gram matrices, upper triangle.
+    rng = np.random.default_rng(1)
+    acts_a = [
+        rng.standard_normal((900, d)).astype("float32") for d in (950, 1000)
+    ]
+    acts_b = [rng.standard_normal((900, 1200)).astype("float32")]
+    acts_b[0][:, :950] += acts_a[0]
+    for rows, cols in ((acts_a, None), (acts_a, acts_b)):
+        m = pairwise_matrix(rows, cols, metric="linear_cka")
+        for i, x in enumerate(rows):
+            for j, y in enumerate(rows if cols is None else cols):
+                want = float(linear_cka(x, y))
+                assert abs(m[i, j] - want) < 1e-5, (i, j)
+
+
 def test_layers_by_object_and_callable(probe):
     a = _net(0)
     m = similarity_matrix(
