@@ -13,6 +13,38 @@ from keras_heuristics.distillation import losses
 from keras_heuristics.schedules import _base as _schedules_base
 
 
+class _LossMeans(keras.metrics.Metric):
+    """Running means of the loss terms, all in one variable.
+
+    One `assign_add` per step for every term and the step count together
+    (the last entry), instead of one `keras.metrics.Mean` each with two
+    updates apiece, which eager PyTorch pays at every step. The result is a
+    dict, which Keras spreads into the logs by name.
+    """
+
+    def __init__(self, names, name="loss_terms", dtype="float32"):
+        super().__init__(name=name, dtype=dtype)
+        self.names = list(names)
+        self.sums = self.add_variable(
+            shape=(len(self.names) + 1,),
+            initializer="zeros",
+            dtype=self.dtype,
+            name="sums",
+        )
+
+    def update_state(self, *values):
+        values = [ops.cast(v, self.dtype) for v in values]
+        self.sums.assign_add(ops.stack(values + [ops.ones((), self.dtype)]))
+
+    def result(self):
+        sums = ops.convert_to_tensor(self.sums)
+        means = ops.divide_no_nan(sums[:-1], sums[-1])
+        return {name: means[i] for i, name in enumerate(self.names)}
+
+    def get_config(self):
+        return {"names": self.names, "name": self.name, "dtype": self.dtype}
+
+
 @keras.saving.register_keras_serializable(package="keras_heuristics")
 class Distiller(keras.Model):
     """Knowledge distillation as a Keras model: train a student on a teacher.
@@ -142,13 +174,8 @@ class Distiller(keras.Model):
             aggregation="only_first_replica",
             name="distillation_step",
         )
-        self.student_loss_tracker = keras.metrics.Mean(name="student_loss")
-        self.distillation_loss_tracker = keras.metrics.Mean(
-            name="distillation_loss"
-        )
-        self.hint_loss_tracker = (
-            keras.metrics.Mean(name="hint_loss") if hints else None
-        )
+        names = ["student_loss", "distillation_loss"]
+        self.loss_means = _LossMeans(names + ["hint_loss"] if hints else names)
         projections, t_extractor, s_extractor = _checks.build_hints(
             teacher, student, hints
         )
@@ -265,8 +292,9 @@ class Distiller(keras.Model):
             scaled = losses.as_float32(
                 self._compile_loss(y, y_pred, sample_weight)
             )
-            student_loss = scaled * replicas
+            student_loss = scaled if replicas == 1 else scaled * replicas
             total = total + (1.0 - alpha) * student_loss
+        tracked = [student_loss, kd]
         if self.hints:
             features = self._student_features(x, y_pred, training)
             hint = ops.zeros((), "float32")
@@ -277,14 +305,13 @@ class Distiller(keras.Model):
                     t_feat, projection(s_feat), sample_weight=sample_weight
                 )
             total = total + self.hint_weight * hint
-            self.hint_loss_tracker.update_state(hint)
+            tracked.append(hint)
         for extra in self.losses:
             total = total + ops.cast(ops.sum(extra), "float32")
         if replicas > 1:
             total = total / replicas
 
-        self.student_loss_tracker.update_state(student_loss)
-        self.distillation_loss_tracker.update_state(kd)
+        self.loss_means.update_state(*tracked)
         if training:
             self.distillation_step.assign_add(1)
         return total
