@@ -124,3 +124,34 @@ def as_int(variable):
     strategy; reading through NumPy works everywhere.
     """
     return int(keras.ops.convert_to_numpy(variable))
+
+
+def eager_host_step(step):
+    """The step as a Python int when the schedule runs eagerly on the host.
+
+    Only on PyTorch, for an integer scalar (a Python int, or a tensor or
+    variable on the CPU): there the optimizer calls the schedule in Python
+    at every update, and reading the value costs nothing. Returns None
+    elsewhere (a traced step, a float step, a vector of steps, a step on a
+    GPU, where reading it would make the host wait for the device).
+    """
+    if keras.backend.backend() != "torch":
+        return None
+    if isinstance(step, bool):
+        return None
+    if isinstance(step, int):
+        return step
+    if isinstance(step, keras.Variable):
+        step = step.value
+    import torch
+
+    if (
+        isinstance(step, torch.Tensor)
+        and step.ndim == 0
+        and step.device.type == "cpu"
+        and not step.is_floating_point()
+        and not step.is_complex()
+        and step.dtype != torch.bool
+    ):
+        return int(step)
+    return None

@@ -6,6 +6,9 @@ from keras import ops
 from keras_heuristics import _backend
 from keras_heuristics import _validation
 
+# Steps evaluated at once where a schedule is called eagerly step by step.
+TABLE_SIZE = 1024
+
 
 class BaseSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """A schedule whose math runs in float32 or wider, whatever the user passes.
@@ -32,6 +35,27 @@ class BaseSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return value * self.steps_per_epoch
 
     def __call__(self, step):
+        index = _backend.eager_host_step(step)
+        if index is None or index < 0:
+            return self._evaluate(step)
+        # Eager PyTorch on the CPU: the optimizer calls the schedule at every
+        # update, and each `keras.ops` call costs tens of microseconds there.
+        # Values are computed TABLE_SIZE steps at a time, by the same
+        # vectorised code, and looked up.
+        table = self.__dict__.get("_table")
+        if table is None or not 0 <= index - table[0] < TABLE_SIZE:
+            steps = ops.arange(index, index + TABLE_SIZE, dtype="int64")
+            table = (index, self._evaluate(steps))
+            object.__setattr__(self, "_table", table)
+        return table[1][index - table[0]]
+
+    def __setattr__(self, name, value):
+        # A changed argument must not be answered from values computed with
+        # the old one.
+        self.__dict__.pop("_table", None)
+        super().__setattr__(name, value)
+
+    def _evaluate(self, step):
         dtype = _backend.wide_float()
         step = ops.cast(step, dtype)
         return ops.cast(self._value(step, dtype), keras.backend.floatx())

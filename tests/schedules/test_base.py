@@ -106,3 +106,38 @@ def test_output_dtype_is_floatx():
 
 def test_default_restart_steps_is_empty():
     assert schedules.LinearDecay(0.1, 10).restart_steps(100) == []
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_step_by_step_calls_equal_one_vectorised_call(name):
+    # On eager PyTorch a scalar step is answered from a table computed
+    # TABLE_SIZE steps at a time; it must agree with evaluating each step
+    # on its own and with a vector of steps, across table boundaries.
+    from keras_heuristics.schedules import _base
+
+    size = _base.TABLE_SIZE
+    schedule = FACTORIES[name]()
+    steps = [0, 1, 5, size - 1, size, size + 1, 3 * size + 7, 2, size - 1]
+    iterations = keras.Variable(0, dtype="int64", trainable=False)
+    by_variable = []
+    for step in steps:
+        iterations.assign(step)
+        by_variable.append(
+            float(keras.ops.convert_to_numpy(schedule(iterations)))
+        )
+    by_int = [float(keras.ops.convert_to_numpy(schedule(s))) for s in steps]
+    vector = keras.ops.convert_to_numpy(schedule(np.asarray(steps, "int64")))
+    fresh = [
+        float(keras.ops.convert_to_numpy(FACTORIES[name]()(np.int32(s))))
+        for s in steps
+    ]
+    # (a vectorised transcendental may differ from a scalar one by an ulp)
+    for found in (by_variable, by_int, fresh):
+        np.testing.assert_allclose(found, vector, rtol=1e-6, atol=1e-9)
+
+
+def test_changed_argument_is_not_answered_from_old_values():
+    schedule = schedules.LinearDecay(0.1, 9, 0.01)
+    assert float(keras.ops.convert_to_numpy(schedule(0))) == pytest.approx(0.1)
+    schedule.initial_learning_rate = 0.5
+    assert float(keras.ops.convert_to_numpy(schedule(0))) == pytest.approx(0.5)
