@@ -60,3 +60,32 @@ def exact_cca(x, y):
     qx, _ = np.linalg.qr(x)
     qy, _ = np.linalg.qr(y)
     return np.clip(np.linalg.svd(qx.T @ qy, compute_uv=False), 0, 1)
+
+
+def power_law(n=2000, d=64, alpha=4.0, seed=0):
+    """`x` with variances `i^-alpha` in a rotated basis; `y` a rectified,
+    shifted linear image of it with noise."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    scales = np.arange(1, d + 1) ** (-alpha / 2)
+    x = (rng.standard_normal((n, d)) * scales) @ q
+    y = x @ rng.standard_normal((d, d)) + 0.3 * rng.standard_normal((n, d))
+    return x.astype(np.float32), (np.maximum(y, 0) + 3.0).astype(np.float32)
+
+
+def exact_svcca(x, y, keep):
+    """SVCCA in float64: centre, top eigen-directions of the Gram (`keep`
+    of the variance, or that many), mean of the QR canonical correlations
+    of the projections."""
+
+    def reduce(a):
+        a = a.astype(np.float64) - a.mean(0, dtype=np.float64)
+        lam, v = np.linalg.eigh(a.T @ a)
+        lam, v = lam[::-1], v[:, ::-1]
+        if isinstance(keep, int):
+            k = keep
+        else:
+            k = int(np.sum(np.cumsum(lam) / lam.sum() < keep - 1e-7)) + 1
+        return a @ v[:, :k]
+
+    return float(exact_cca(reduce(x), reduce(y)).mean())

@@ -109,6 +109,18 @@ def test_float32_accuracy_on_ill_conditioned_inputs(cond):
     assert abs(rho.mean() - exact.mean()) < 1e-5
 
 
+@pytest.mark.parametrize("keep", [0.999, 10, 20])
+def test_svcca_float32_accuracy_on_decaying_spectra(keep):
+    # variances i^-4: the kept directions span a variance ratio of 2e3
+    # (0.999), 1e4 (10) and 1.6e5 (20, past COV_MAX_CONDITION, so the
+    # projections are whitened themselves); float64 QR reference.
+    x, y = _data.power_law(n=2000, d=64, alpha=4.0)
+    assert (
+        abs(float(svcca(x, y, keep=keep)) - _data.exact_svcca(x, y, keep))
+        < 1e-5
+    )
+
+
 def test_identity_and_independent():
     x, y = _data.pair("linear")
     np.testing.assert_allclose(_np(cca(x, x)), 1.0, atol=1e-5)
