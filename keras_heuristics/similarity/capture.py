@@ -10,11 +10,19 @@ callable instead of the model: `fn(x_batch) -> dict(name -> activations)`
 tensors), or rebuild the network functionally.
 """
 
+import functools
+import weakref
+
 import keras
 from keras import ops
 
 from keras_heuristics import _inference
 from keras_heuristics.similarity import spatial
+
+# model -> {(layer ids, spatial mode): (probe model, run, compiled)}: a new
+# capture of the same layers (each `fit` of a callback makes one) reuses the
+# compiled forward pass, which reads the current weights at every call.
+_PROBES = weakref.WeakKeyDictionary()
 
 _SUBCLASSED_HELP = (
     "Activation capture needs a functional or Sequential Keras model (a "
@@ -154,6 +162,10 @@ def _rows(batch):
     return int(batch.shape[0])
 
 
+def _reduce(o, mode):
+    return spatial.reduce_spatial(ops.cast(o, "float32"), mode)
+
+
 class ActivationCapture:
     """Captures chosen layers' activations with one forward pass per batch.
 
@@ -185,10 +197,15 @@ class ActivationCapture:
                 raise ValueError(
                     _SUBCLASSED_HELP.format(name=repr(model.name))
                 ) from error
-            self._probe = keras.Model(inputs, outputs)
-            self._run, self._compiled = _inference.inference_function(
-                self._probe, self._reduce
-            )
+            key = (tuple(id(layer) for layer in self.layers), spatial_mode)
+            cached = _PROBES.setdefault(model, {}).get(key)
+            if cached is None:
+                probe = keras.Model(inputs, outputs)
+                cached = (probe,) + _inference.inference_function(
+                    probe, functools.partial(_reduce, mode=spatial_mode)
+                )
+                _PROBES[model][key] = cached
+            self._probe, self._run, self._compiled = cached
             self._fn = None
         elif callable(model):
             self.layers = None
@@ -203,7 +220,7 @@ class ActivationCapture:
             )
 
     def _reduce(self, o):
-        return spatial.reduce_spatial(ops.cast(o, "float32"), self.spatial_mode)
+        return _reduce(o, self.spatial_mode)
 
     def _forward(self, batch):
         if self._fn is None:
