@@ -85,10 +85,20 @@ class _Basis:
     """
 
     def __init__(
-        self, t, kept, centred, g, w=None, chol=None, inv_scale=None, rank=None
+        self,
+        t,
+        kept,
+        centred,
+        g,
+        means,
+        w=None,
+        chol=None,
+        inv_scale=None,
+        rank=None,
     ):
         self.t = t
         self.g = g  # float32 Gram X̄ᵀX̄ of the kept neurons
+        self.means = means  # float32 means of the kept neurons
         self.w = w
         self.chol = chol
         self.inv_scale = inv_scale
@@ -155,13 +165,16 @@ def basis(x, method="auto", rank_tol=RANK_TOL):
     if kept.size < x.shape[1]:
         xc = ops.take(xc, kept, axis=1)
         g = ops.take(ops.take(g, kept, axis=0), kept, axis=1)
+        means = ops.take(means, kept)
     wide = _inputs.wide()
     inv_scale = 1.0 / ops.sqrt(ops.diagonal(g))
     corr = g * inv_scale[:, None] * inv_scale[None, :]
     if method in ("auto", "cov"):
         chol, condition = _cholesky(corr)
         if chol is not None and condition < PIVOT_MAX_RATIO:
-            return _Basis(xc, kept, xc, g, chol=chol, inv_scale=inv_scale)
+            return _Basis(
+                xc, kept, xc, g, means, chol=chol, inv_scale=inv_scale
+            )
         if method == "cov":  # forced: eigendecomposition with rank guard
             corr = ops.cast(corr, wide)
             lam, v = ops.eigh(corr)
@@ -170,14 +183,14 @@ def basis(x, method="auto", rank_tol=RANK_TOL):
             v = ops.take(v, keep, axis=1)
             scale = ops.cast(inv_scale, wide)
             w = scale[:, None] * v / ops.sqrt(lam)[None, :]
-            return _Basis(xc, kept, xc, g, w=w)
+            return _Basis(xc, kept, xc, g, means, w=w)
     # QR route on the equilibrated data; R's SVD doubles as rank guard.
     xe = xc * inv_scale[None, :]
     q, r = ops.qr(xe, mode="reduced")
     u, s, _ = ops.svd(ops.cast(r, wide), full_matrices=False)
     keep = _inputs.to_numpy_indices(s > rank_tol * ops.max(s))
     w = ops.take(u, keep, axis=1)
-    return _Basis(q, kept, xc, g, w=w)
+    return _Basis(q, kept, xc, g, means, w=w)
 
 
 def _cross(a, b):
@@ -465,6 +478,35 @@ def _sqrt_psd(g):
     return _inputs.mm(v * lam[None, :], ops.transpose(v))
 
 
+def _direct_max_condition():
+    """Largest `λ_max / λ_min` of a Gram for which `G^{-1/2}` is taken
+    from its eigenvalues directly: the relative error of `λ_min` is about
+    the wide float's epsilon times that ratio (1e-8 in float64)."""
+    return 1e8 if _inputs.wide() == "float64" else 1e2
+
+
+def _whitening_frame(a):
+    """`F` with `Σxx^{-1/2} X̄ᵀ = F Tᵀ` (d x m), for `T = a.t`.
+
+    In the Cholesky form `T = X̄` and `F = G^{-1/2}`: one eigendecomposition
+    `G = V Λ Vᵀ` gives `V Λ^{-1/2} Vᵀ` when `G` is well enough conditioned
+    in the wide float (`_direct_max_condition`). Otherwise, and for the
+    other forms, `F = O Wᵀ` with `O = G^{1/2} W` (`_neuron_frame`), whose
+    error follows the equilibrated whitening `W` instead of `G`'s scales.
+    """
+    if a.w is None:
+        lam, v = ops.eigh(ops.cast(a.g, _inputs.wide()))
+        ratio = ops.max(lam) / ops.maximum(ops.min(lam), 0.0)
+        if float(ratio) < _direct_max_condition():
+            return _inputs.mm(v / ops.sqrt(lam)[None, :], ops.transpose(v))
+        root = _inputs.mm(
+            v * ops.sqrt(ops.maximum(lam, 0.0))[None, :], ops.transpose(v)
+        )
+        w = a.explicit_w()
+        return _inputs.mm(_inputs.mm(root, w), ops.transpose(w))
+    return _inputs.mm(_neuron_frame(a), ops.transpose(a.w))
+
+
 def _neuron_frame(a):
     """`O = G^{1/2} W` (d x k): maps whitened coordinates to the frame of
     `G^{-1/2}`, the symmetric whitening of the reference implementation."""
@@ -481,7 +523,7 @@ def _neuron_frame(a):
     return _inputs.mm(polar, a.w)
 
 
-def _projection_weights(xc, g, raw, u_g, k):
+def _projection_weights(a, x_raw, u_g, k):
     """`α_i = Σ_j |⟨p_i, z_j⟩|` with `P` the orthonormalised `X̄ u_g + μ`.
 
     With `D = X̄ u_g + 1 μ_kᵀ` and `X̄ᵀ1 = 0`, `DᵀD = u_gᵀ G u_g + n μ_k μ_kᵀ`
@@ -491,9 +533,10 @@ def _projection_weights(xc, g, raw, u_g, k):
     a Householder QR of `D` is used instead.
     """
     wide = _inputs.wide()
+    xc = a.centred
     n = float(xc.shape[0])
-    g = ops.cast(g, wide)
-    means = ops.cast(ops.mean(raw, axis=0), wide)
+    g = ops.cast(a.g, wide)
+    means = ops.cast(a.means, wide)
     mu_k = means[:k]
     gu = _inputs.mm(g, u_g)
     dtd = _inputs.mm(ops.transpose(u_g), gu) + n * mu_k[:, None] * mu_k[None, :]
@@ -503,6 +546,9 @@ def _projection_weights(xc, g, raw, u_g, k):
     if chol is not None and condition < limit:
         ptz = ops.solve_triangular(chol, dtz, lower=True)
     else:
+        raw = x_raw
+        if a.kept.size < int(x_raw.shape[1]):
+            raw = ops.take(x_raw, a.kept, axis=1)
         dirns = ops.matmul(xc, ops.cast(u_g, "float32"))
         dirns = dirns + ops.cast(mu_k, "float32")[None, :]
         p, _ = ops.qr(dirns, mode="reduced")
@@ -515,19 +561,16 @@ def pwcca_from_bases(a, b, x_raw):
     if a is None or b is None:
         return ops.convert_to_tensor(0.0, dtype="float32")
     # Google's directions are the left singular vectors u_g of
-    # M = Σxx^{-1/2} Σxy Σyy^{-1/2} = O_x (Wxᵀ Gxy Wy) O_yᵀ, in neuron
+    # M = Σxx^{-1/2} Σxy Σyy^{-1/2} = F_x (TxᵀTy) F_yᵀ, in neuron
     # coordinates. The reference adds the neuron means back after the
     # projection, so its value depends on the sign LAPACK gives each
     # singular vector; decomposing the same matrix M reproduces it.
-    o_x = _neuron_frame(a)
-    o_y = _neuron_frame(b)
-    cross = ops.cast(_cross(a, b), _inputs.wide())
-    m = _inputs.mm(_inputs.mm(o_x, cross), ops.transpose(o_y))
+    m = _inputs.mm(_whitening_frame(a), _inputs.gram(a.t, b.t))
+    m = _inputs.mm(m, ops.transpose(_whitening_frame(b)))
     u_g, s, _ = ops.svd(m, full_matrices=False)
     k = min(a.rank, b.rank)
     rho = ops.clip(s[:k], 0.0, 1.0)
-    raw = ops.take(x_raw, a.kept, axis=1)
-    weights = _projection_weights(a.centred, a.g, raw, u_g[:, :k], k)
+    weights = _projection_weights(a, x_raw, u_g[:, :k], k)
     weights = weights / ops.sum(weights)
     return ops.cast(ops.sum(weights * rho), "float32")
 
@@ -547,7 +590,7 @@ def pwcca(x, y, method="auto"):
     branch for a wider first argument indexes the wrong array; here the
     narrower side is used whichever argument it is, so the metric is
     symmetric up to that choice.) Beyond the three Gram products it needs
-    two symmetric square roots and a full SVD of the `d1 x d2` matrix
+    two symmetric inverse square roots and a full SVD of the `d1 x d2` matrix
     `Σxx^{-1/2} Σxy Σyy^{-1/2}` (decomposing that very matrix reproduces
     the reference's singular-vector signs); the projection weights come
     from `d x d` products (Cholesky QR), with a Householder QR of the
