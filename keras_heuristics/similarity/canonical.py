@@ -485,26 +485,52 @@ def _direct_max_condition():
     return 1e8 if _inputs.wide() == "float64" else 1e2
 
 
+# Largest `λ_max / λ_min` for which a float32 eigendecomposition gives
+# `G^{-1/2}` (PWCCA) accurately enough: on the measured activations (d = 24
+# ... 512) PWCCA moved by at most 5e-7 against the float64 route, and by up
+# to 1e-4 at ratios of 3e2 ... 1e4 (sign flips of near-degenerate vectors).
+FLOAT32_MAX_CONDITION = 1e2
+
+
+def _inv_sqrt_from_eigh(lam, v):
+    wide = _inputs.wide()
+    lam, v = ops.cast(lam, wide), ops.cast(v, wide)
+    return _inputs.mm(v / ops.sqrt(lam)[None, :], ops.transpose(v))
+
+
+def _condition(lam):
+    return float(ops.max(lam) / ops.maximum(ops.min(lam), 0.0))
+
+
 def _whitening_frame(a):
     """`F` with `Σxx^{-1/2} X̄ᵀ = F Tᵀ` (d x m), for `T = a.t`.
 
-    In the Cholesky form `T = X̄` and `F = G^{-1/2}`: one eigendecomposition
-    `G = V Λ Vᵀ` gives `V Λ^{-1/2} Vᵀ` when `G` is well enough conditioned
-    in the wide float (`_direct_max_condition`). Otherwise, and for the
-    other forms, `F = O Wᵀ` with `O = G^{1/2} W` (`_neuron_frame`), whose
-    error follows the equilibrated whitening `W` instead of `G`'s scales.
+    In the Cholesky form `T = X̄` and `F = G^{-1/2}` from one
+    eigendecomposition `G = V Λ Vᵀ`, `V Λ^{-1/2} Vᵀ`, when `G` is well
+    enough conditioned: the relative error of `λ_min`, and so of `F`, is
+    about the float's epsilon times `λ_max / λ_min`. The float32
+    eigendecomposition (two to three times cheaper on a CPU) is used up to
+    `FLOAT32_MAX_CONDITION`, the wide float's up to
+    `_direct_max_condition()`. Beyond, and for the other forms,
+    `F = O Wᵀ` with `O = G^{1/2} W` (`_neuron_frame`), whose error follows
+    the equilibrated whitening `W` instead of `G`'s scales.
     """
-    if a.w is None:
+    if a.w is not None:
+        return _inputs.mm(_neuron_frame(a), ops.transpose(a.w))
+    lam, v = ops.eigh(a.g)  # float32
+    condition = _condition(lam)
+    if condition < FLOAT32_MAX_CONDITION:
+        return _inv_sqrt_from_eigh(lam, v)
+    if _inputs.wide() != "float32":
         lam, v = ops.eigh(ops.cast(a.g, _inputs.wide()))
-        ratio = ops.max(lam) / ops.maximum(ops.min(lam), 0.0)
-        if float(ratio) < _direct_max_condition():
-            return _inputs.mm(v / ops.sqrt(lam)[None, :], ops.transpose(v))
-        root = _inputs.mm(
-            v * ops.sqrt(ops.maximum(lam, 0.0))[None, :], ops.transpose(v)
-        )
-        w = a.explicit_w()
-        return _inputs.mm(_inputs.mm(root, w), ops.transpose(w))
-    return _inputs.mm(_neuron_frame(a), ops.transpose(a.w))
+        condition = _condition(lam)
+    if condition < _direct_max_condition():
+        return _inv_sqrt_from_eigh(lam, v)
+    root = _inputs.mm(
+        v * ops.sqrt(ops.maximum(lam, 0.0))[None, :], ops.transpose(v)
+    )
+    w = a.explicit_w()
+    return _inputs.mm(_inputs.mm(root, w), ops.transpose(w))
 
 
 def _neuron_frame(a):
