@@ -106,10 +106,17 @@ def centre(x):
     return x - ops.mean(x, axis=0, keepdims=True)
 
 
+def gram32(a, b=None):
+    """`aᵀb` in float32 on the device, as one contraction over the rows:
+    TensorFlow's eager `matmul(transpose(a), b)` first copies `aᵀ` (about
+    3 ms for 10,000 x 512 on one CPU thread, a tenth of the product)."""
+    b = a if b is None else b
+    return ops.einsum("ni,nj->ij", a, b)
+
+
 def gram(a, b=None):
     """`aᵀb` computed in float32 on the device, returned in the wide float."""
-    b = a if b is None else b
-    return ops.cast(ops.matmul(ops.transpose(a), b), wide())
+    return ops.cast(gram32(a, b), wide())
 
 
 def to_numpy_indices(mask):

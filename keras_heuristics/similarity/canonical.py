@@ -58,6 +58,7 @@ References:
 
 import numbers
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -158,7 +159,7 @@ def basis(x, method="auto", rank_tol=RANK_TOL):
     """Centres `x`, drops constant neurons and whitens it (see module)."""
     means = ops.mean(x, axis=0)
     xc = x - means[None, :]
-    g = ops.matmul(ops.transpose(xc), xc)
+    g = _inputs.gram32(xc)
     kept = _kept_neurons(g, means, int(x.shape[0]))
     if kept.size == 0:
         return None
@@ -195,7 +196,7 @@ def basis(x, method="auto", rank_tol=RANK_TOL):
 
 def _cross(a, b):
     """The whitened cross-correlation matrix `Waᵀ TaᵀTb Wb`."""
-    tt = ops.matmul(ops.transpose(a.t), b.t)
+    tt = _inputs.gram32(a.t, b.t)
     left = a.apply_wt(tt)  # Waᵀ TaᵀTb
     return ops.transpose(b.apply_wt(ops.transpose(left)))
 
@@ -493,13 +494,16 @@ FLOAT32_MAX_CONDITION = 1e2
 
 
 def _inv_sqrt_from_eigh(lam, v):
-    wide = _inputs.wide()
-    lam, v = ops.cast(lam, wide), ops.cast(v, wide)
+    """`V Λ^{-1/2} Vᵀ`, in the float of the eigendecomposition."""
     return _inputs.mm(v / ops.sqrt(lam)[None, :], ops.transpose(v))
 
 
 def _condition(lam):
     return float(ops.max(lam) / ops.maximum(ops.min(lam), 0.0))
+
+
+def _float_name(t):
+    return keras.backend.standardize_dtype(t.dtype)
 
 
 def _whitening_frame(a):
@@ -510,7 +514,7 @@ def _whitening_frame(a):
     enough conditioned: the relative error of `λ_min`, and so of `F`, is
     about the float's epsilon times `λ_max / λ_min`. The float32
     eigendecomposition (two to three times cheaper on a CPU) is used up to
-    `FLOAT32_MAX_CONDITION`, the wide float's up to
+    `FLOAT32_MAX_CONDITION`, and `F` is then float32; the wide float's up to
     `_direct_max_condition()`. Beyond, and for the other forms,
     `F = O Wᵀ` with `O = G^{1/2} W` (`_neuron_frame`), whose error follows
     the equilibrated whitening `W` instead of `G`'s scales.
@@ -578,7 +582,7 @@ def _projection_weights(a, x_raw, u_g, k):
         dirns = ops.matmul(xc, ops.cast(u_g, "float32"))
         dirns = dirns + ops.cast(mu_k, "float32")[None, :]
         p, _ = ops.qr(dirns, mode="reduced")
-        ptz = ops.cast(ops.matmul(ops.transpose(p), raw), wide)
+        ptz = ops.cast(_inputs.gram32(p, raw), wide)
     return ops.sum(ops.abs(ptz), axis=1)
 
 
@@ -591,8 +595,14 @@ def pwcca_from_bases(a, b, x_raw):
     # coordinates. The reference adds the neuron means back after the
     # projection, so its value depends on the sign LAPACK gives each
     # singular vector; decomposing the same matrix M reproduces it.
-    m = _inputs.mm(_whitening_frame(a), _inputs.gram(a.t, b.t))
-    m = _inputs.mm(m, ops.transpose(_whitening_frame(b)))
+    f_a, f_b = _whitening_frame(a), _whitening_frame(b)
+    if _float_name(f_a) == _float_name(f_b) == "float32":
+        # both frames from float32 eigendecompositions: M to that precision
+        m = _inputs.mm(f_a, _inputs.gram32(a.t, b.t))
+    else:
+        f_a, f_b = ops.cast(f_a, _inputs.wide()), ops.cast(f_b, _inputs.wide())
+        m = _inputs.mm(f_a, _inputs.gram(a.t, b.t))
+    m = ops.cast(_inputs.mm(m, ops.transpose(f_b)), _inputs.wide())
     u_g, s, _ = ops.svd(m, full_matrices=False)
     k = min(a.rank, b.rank)
     rho = ops.clip(s[:k], 0.0, 1.0)
