@@ -32,8 +32,11 @@ def wide():
     return _backend.wide_float()
 
 
-def as_matrix(name, x, min_examples=2):
+def as_matrix(name, x, min_examples=2, check_finite=True):
     """Converts `x` to a float32 tensor of shape (n, d) and checks it.
+
+    With `check_finite=False` the caller checks its column means with
+    `check_finite_columns` instead (one pass over `x` fewer).
 
     Raises:
         TypeError: if `x` is not array-like.
@@ -80,18 +83,24 @@ def as_matrix(name, x, min_examples=2):
         x = ops.cast(x, "float32")
     elif keras.backend.standardize_dtype(x.dtype) != "float32":
         x = ops.cast(x, "float32")
-    # a NaN or inf anywhere makes its column sum non-finite: one pass
-    if not bool(ops.all(ops.isfinite(ops.sum(x, axis=0)))):
+    if check_finite:
+        check_finite_columns(name, ops.sum(x, axis=0))
+    return x
+
+
+def check_finite_columns(name, column_sums):
+    """Raises unless the column sums (or means) of `name` are finite: a
+    NaN or inf anywhere makes its column's sum non-finite."""
+    if not bool(ops.all(ops.isfinite(column_sums))):
         raise ValueError(
             f"Argument `{name}` holds NaN or infinite values; similarity is "
             "undefined for them. Check the activations (a diverged model?)."
         )
-    return x
 
 
-def check_pair(x, y, min_examples=2):
-    x = as_matrix("x", x, min_examples)
-    y = as_matrix("y", y, min_examples)
+def check_pair(x, y, min_examples=2, check_finite=True):
+    x = as_matrix("x", x, min_examples, check_finite)
+    y = as_matrix("y", y, min_examples, check_finite)
     if x.shape[0] != y.shape[0]:
         raise ValueError(
             "Arguments `x` and `y` must hold the same examples (same number "

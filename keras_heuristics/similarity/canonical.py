@@ -155,9 +155,13 @@ def _cholesky(corr):
     return chol, float(ops.square(ops.max(pivots) / ops.min(pivots)))
 
 
-def basis(x, method="auto", rank_tol=RANK_TOL):
-    """Centres `x`, drops constant neurons and whitens it (see module)."""
-    means = ops.mean(x, axis=0)
+def basis(x, method="auto", rank_tol=RANK_TOL, means=None):
+    """Centres `x`, drops constant neurons and whitens it (see module).
+
+    `means`: the column means of `x` when the caller has them already.
+    """
+    if means is None:
+        means = ops.mean(x, axis=0)
     xc = x - means[None, :]
     g = _inputs.gram32(xc)
     kept = _kept_neurons(g, means, int(x.shape[0]))
@@ -262,13 +266,24 @@ def cca(x, y, method="auto", rank_tol=RANK_TOL):
     >>> rho = keras_heuristics.similarity.cca(x, y)
     >>> float(keras.ops.mean(rho))
     """
-    x, y = _inputs.check_pair(x, y, min_examples=3)
+    x, y, mx, my = _checked_pair(x, y)
     _check_method(method)
     rank_tol = _validation.check_in_range("rank_tol", rank_tol, 0.0, 1.0)
     _check_enough_examples(x, y, "CCA")
     return correlations_from_bases(
-        basis(x, method, rank_tol), basis(y, method, rank_tol)
+        basis(x, method, rank_tol, mx), basis(y, method, rank_tol, my)
     )
+
+
+def _checked_pair(x, y):
+    """`check_pair` whose finiteness check reads the column means that
+    `basis` needs anyway: returns `x, y` and their column means."""
+    x, y = _inputs.check_pair(x, y, min_examples=3, check_finite=False)
+    means = []
+    for name, t in (("x", x), ("y", y)):
+        means.append(ops.mean(t, axis=0))
+        _inputs.check_finite_columns(name, means[-1])
+    return x, y, means[0], means[1]
 
 
 def _check_keep(keep):
@@ -647,10 +662,10 @@ def pwcca(x, y, method="auto"):
         Morcos, Raghu and Bengio, "Insights on representational similarity
         in neural networks with canonical correlation", NeurIPS 2018.
     """
-    x, y = _inputs.check_pair(x, y, min_examples=3)
+    x, y, mx, my = _checked_pair(x, y)
     _check_method(method)
     _check_enough_examples(x, y, "PWCCA")
-    bx, by = basis(x, method), basis(y, method)
+    bx, by = basis(x, method, means=mx), basis(y, method, means=my)
     return pwcca_pair(bx, by, x, y)
 
 
