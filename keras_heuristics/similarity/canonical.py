@@ -641,11 +641,15 @@ def pwcca(x, y, method="auto"):
     branch for a wider first argument indexes the wrong array; here the
     narrower side is used whichever argument it is, so the metric is
     symmetric up to that choice.) Beyond the three Gram products it needs
-    two symmetric inverse square roots and a full SVD of the `d1 x d2` matrix
-    `Σxx^{-1/2} Σxy Σyy^{-1/2}` (decomposing that very matrix reproduces
-    the reference's singular-vector signs); the projection weights come
-    from `d x d` products (Cholesky QR), with a Householder QR of the
-    `n x d` directions as fallback when they are ill-conditioned.
+    two symmetric inverse square roots (one eigendecomposition of each
+    Gram, in float32 when its eigenvalues span less than
+    `FLOAT32_MAX_CONDITION`) and a full SVD, in the wide float, of the
+    `d1 x d2` matrix `Σxx^{-1/2} Σxy Σyy^{-1/2}` (decomposing that very
+    matrix reproduces the reference's singular-vector signs, which a
+    float32 SVD does not: it flips a few percent of them); the projection
+    weights come from `d x d` products (Cholesky QR), with a Householder
+    QR of the `n x d` directions as fallback when they are
+    ill-conditioned.
 
     Args:
         x: Activations, shape `(n, d1)`.
