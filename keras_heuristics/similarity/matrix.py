@@ -174,16 +174,18 @@ def _blocked_linear_cka(acts_a, acts_b, same, block=400):
                 continue
             part, pa, pb = _inputs.compiled(_tile_cross)(xa, xb, row, col)
             cross, norm_a, norm_b = cross + part, norm_a + pa, norm_b + pb
+    return _normalised(cross, norm_a, norm_b, same)
+
+
+def _normalised(cross, norm_a, norm_b, same):
+    """`cross_ij / sqrt(norm_a_i norm_b_j)` (0 where a norm is 0), as a
+    float32 NumPy table; with `same`, the norms are the diagonal."""
     cross = np.asarray(ops.convert_to_numpy(cross), dtype=np.float64)
     if same:
         norm_a = norm_b = np.diagonal(cross)
     else:
         norm_a = np.asarray(ops.convert_to_numpy(norm_a), dtype=np.float64)
         norm_b = np.asarray(ops.convert_to_numpy(norm_b), dtype=np.float64)
-    return _normalised(cross, norm_a, norm_b)
-
-
-def _normalised(cross, norm_a, norm_b):
     den = np.sqrt(np.outer(np.maximum(norm_a, 0), np.maximum(norm_b, 0)))
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(den > 0, cross / np.where(den > 0, den, 1.0), 0.0)
@@ -223,13 +225,7 @@ def _stacked_gram(reps_a, reps_b, rows, cols, same, chunk=128):
             pb = ops.cast(ops.sum(ops.square(b), axis=1), wide)
             norm_a = pa if norm_a is None else norm_a + pa
             norm_b = pb if norm_b is None else norm_b + pb
-    cross = np.asarray(ops.convert_to_numpy(cross), dtype=np.float64)
-    if same:
-        norm_a = norm_b = np.diagonal(cross)
-    else:
-        norm_a = np.asarray(ops.convert_to_numpy(norm_a), dtype=np.float64)
-        norm_b = np.asarray(ops.convert_to_numpy(norm_b), dtype=np.float64)
-    return _normalised(cross, norm_a, norm_b)
+    return _normalised(cross, norm_a, norm_b, same)
 
 
 def check_metric(metric):
