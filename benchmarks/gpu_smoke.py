@@ -16,6 +16,7 @@ every function by a first call.
 
 import os
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -128,10 +129,10 @@ def bench_similarity_matrix():
         ops.convert_to_tensor(rng.normal(size=(2000, 128)).astype("float32"))
         for _ in range(8)
     ]
-    result, seconds = timed(
+    _, seconds = timed(
         lambda: similarity.pairwise_matrix(acts, acts, metric="linear_cka")
     )
-    return seconds, []  # a NumPy table by design (the matrix is tiny)
+    return seconds, acts  # the table itself is NumPy by design (tiny)
 
 
 def bench_schedule_fit():
@@ -158,14 +159,14 @@ def bench_distiller():
 
 
 def bench_curve():
-    x, y, x_test = _digits()
+    x, y, _ = _digits()
     start, end = mlp(3), mlp(4)
     curve = keras_heuristics.CurveModel(start, end, num_bends=1, seed=0)
     curve.compile(
         optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss=_loss()
     )
     fit_seconds = _fit_time(curve, x, y)
-    profile, eval_seconds = timed(
+    _, eval_seconds = timed(
         lambda: connectivity.evaluate_curve(
             curve, x, y, num_points=5, batch_size=256, verbose=0
         ).metrics["loss"],
@@ -200,8 +201,6 @@ def bench_layer_similarity():
     x, y, x_test = _digits()
     model = mlp(6)
     model.compile(optimizer=keras.optimizers.SGD(0.05), loss=_loss())
-    import tempfile
-
     with tempfile.TemporaryDirectory() as logdir:
         callback = callbacks.LayerSimilarity(
             x_test, metric="svcca", reference="initial", log_dir=logdir
@@ -237,6 +236,10 @@ def run_on(device):
     return results
 
 
+def _first(seconds):
+    return seconds[0] if isinstance(seconds, tuple) else seconds
+
+
 def _format(seconds):
     if isinstance(seconds, tuple):
         return " | ".join(f"{s:.3f}" for s in seconds)
@@ -260,8 +263,7 @@ def main():
         if on_gpu:
             g_seconds, g_placed = on_gpu[name]
             ok &= g_placed
-            first = lambda s: s[0] if isinstance(s, tuple) else s  # noqa: E731
-            ratio = first(seconds) / first(g_seconds)
+            ratio = _first(seconds) / _first(g_seconds)
             line += (
                 f" {_format(g_seconds):>14s} {ratio:9.1f} "
                 f"{'yes' if g_placed else 'NO':>6s}"
