@@ -62,6 +62,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_heuristics import _backend
 from keras_heuristics import _validation
 from keras_heuristics.similarity import _inputs
 from keras_heuristics.similarity import _svcca
@@ -168,6 +169,10 @@ def condition_estimate(corr, chol, iterations=4):
     `O(d³)` factorisation. The pivot ratio alone can underestimate the
     condition number 300-fold; this estimate converges to it from below.
     """
+    return float(_condition_tensor(corr, chol, iterations))
+
+
+def _condition_tensor(corr, chol, iterations=4):
     d = int(corr.shape[0])
     start = ops.cos(ops.arange(d, dtype=corr.dtype) * 2.399963) + 0.5
     up, down = start, start
@@ -178,7 +183,46 @@ def condition_estimate(corr, chol, iterations=4):
         down = ops.solve_triangular(ops.transpose(chol), down, lower=False)[
             :, 0
         ]
-    return float(ops.norm(up) * ops.norm(down))
+    return ops.norm(up) * ops.norm(down)
+
+
+def _factor_and_checks(corr):
+    """Cholesky factor of `corr` and, as one small tensor, whether it is
+    finite with positive pivots, the pivot ratio and the iterative
+    condition estimate (one compiled call, one read back to the host)."""
+    chol = ops.cholesky(corr)
+    pivots = ops.diagonal(chol)
+    smallest = ops.min(pivots)
+    ok = ops.logical_and(ops.all(ops.isfinite(chol)), smallest > 0)
+    ratio = ops.square(ops.max(pivots) / smallest)
+    stats = ops.stack(
+        [ops.cast(ok, corr.dtype), ratio, _condition_tensor(corr, chol)]
+    )
+    return chol, stats
+
+
+_COMPILED = {}
+
+
+def _compiled(fn):
+    """`fn` compiled once per backend (shapes are traced as they come)."""
+    key = (keras.backend.backend(), fn.__name__)
+    if key not in _COMPILED:
+        _COMPILED[key] = _backend.compile_function(fn)
+    return _COMPILED[key]
+
+
+def _factorise(corr):
+    """`(L, pivot ratio, condition estimate)` of a correlation matrix, or
+    `(None, inf, inf)` when it is not positive definite in float32."""
+    try:
+        chol, stats = _compiled(_factor_and_checks)(corr)
+    except Exception:  # not positive definite (TensorFlow/PyTorch raise)
+        return None, float("inf"), float("inf")
+    ok, ratio, condition = (float(v) for v in ops.convert_to_numpy(stats))
+    if not ok:
+        return None, float("inf"), float("inf")
+    return chol, ratio, condition
 
 
 def basis(x, method="auto", rank_tol=RANK_TOL, means=None):
@@ -201,11 +245,11 @@ def basis(x, method="auto", rank_tol=RANK_TOL, means=None):
     inv_scale = 1.0 / ops.sqrt(ops.diagonal(g))
     corr = g * inv_scale[:, None] * inv_scale[None, :]
     if method in ("auto", "cov"):
-        chol, condition = _cholesky(corr)
+        chol, ratio, condition = _factorise(corr)
         if (
             chol is not None
-            and condition < PIVOT_MAX_RATIO
-            and condition_estimate(corr, chol) < COV_ROUTE_MAX_CONDITION
+            and ratio < PIVOT_MAX_RATIO
+            and condition < COV_ROUTE_MAX_CONDITION
         ):
             return _Basis(
                 xc, kept, xc, g, means, chol=chol, inv_scale=inv_scale
