@@ -62,7 +62,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_heuristics import _backend
 from keras_heuristics import _validation
 from keras_heuristics.similarity import _inputs
 from keras_heuristics.similarity import _svcca
@@ -201,22 +200,11 @@ def _factor_and_checks(corr):
     return chol, stats
 
 
-_COMPILED = {}
-
-
-def _compiled(fn):
-    """`fn` compiled once per backend (shapes are traced as they come)."""
-    key = (keras.backend.backend(), fn.__name__)
-    if key not in _COMPILED:
-        _COMPILED[key] = _backend.compile_function(fn)
-    return _COMPILED[key]
-
-
 def _factorise(corr):
     """`(L, pivot ratio, condition estimate)` of a correlation matrix, or
     `(None, inf, inf)` when it is not positive definite in float32."""
     try:
-        chol, stats = _compiled(_factor_and_checks)(corr)
+        chol, stats = _inputs.compiled(_factor_and_checks)(corr)
     except Exception:  # not positive definite (TensorFlow/PyTorch raise)
         return None, float("inf"), float("inf")
     ok, ratio, condition = (float(v) for v in ops.convert_to_numpy(stats))

@@ -108,32 +108,57 @@ def _stacked_cca(reps_a, reps_b, rows, cols, chunk=32):
     return out
 
 
-def _tile_vectors(xs, row, col):
-    """The vectorised tiles `X̄[row] X̄[col]ᵀ` of every `(tiles, size, d)`
-    matrix in `xs`, stacked, with the weight √2 of an off-diagonal tile."""
-    vectors = []
-    for x in xs:
-        top = ops.take(x, row, axis=0)
-        left = ops.take(x, col, axis=0)
-        vectors.append(ops.reshape(ops.matmul(top, ops.transpose(left)), (-1,)))
-    weight = ops.where(row == col, 1.0, float(np.sqrt(2.0)))
-    return ops.stack(vectors) * weight
+def _tile_vectors(tops, lefts):
+    """The vectorised tiles `X̄[r] X̄[c]ᵀ` of every representation, one row
+    each: one batched product per group of equal width (`tops[g]` and
+    `lefts[g]` are `(reps, size, d_g)`), the groups concatenated."""
+    rows = [
+        ops.reshape(
+            ops.einsum("rid,rjd->rij", top, left), (int(top.shape[0]), -1)
+        )
+        for top, left in zip(tops, lefts)
+    ]
+    return rows[0] if len(rows) == 1 else ops.concatenate(rows, axis=0)
 
 
-def _tile_self(xs, row, col):
-    v = _tile_vectors(xs, row, col)
-    return ops.cast(ops.matmul(v, ops.transpose(v)), _inputs.wide())
+def _tile_self(tops, lefts, weight):
+    v = _tile_vectors(tops, lefts)
+    return ops.cast(ops.matmul(v, ops.transpose(v)), _inputs.wide()) * weight
 
 
-def _tile_cross(xa, xb, row, col):
-    va = _tile_vectors(xa, row, col)
-    vb = _tile_vectors(xb, row, col)
+def _tile_cross(tops_a, lefts_a, tops_b, lefts_b, weight):
+    va = _tile_vectors(tops_a, lefts_a)
+    vb = _tile_vectors(tops_b, lefts_b)
     wide = _inputs.wide()
     return (
-        ops.cast(ops.matmul(va, ops.transpose(vb)), wide),
-        ops.cast(ops.sum(ops.square(va), axis=1), wide),
-        ops.cast(ops.sum(ops.square(vb), axis=1), wide),
+        ops.cast(ops.matmul(va, ops.transpose(vb)), wide) * weight,
+        ops.cast(ops.sum(ops.square(va), axis=1), wide) * weight,
+        ops.cast(ops.sum(ops.square(vb), axis=1), wide) * weight,
     )
+
+
+def _width_groups(acts, padded, size):
+    """The centred activations stacked by width, `(reps, padded, d)` with
+    zero rows appended (they add nothing), cut into row tiles; and the
+    order of the representations in the stacks."""
+    groups = {}
+    for i, a in enumerate(acts):
+        groups.setdefault(int(a.shape[1]), []).append(i)
+    n = int(acts[0].shape[0])
+    stacks = [
+        ops.stack(
+            [
+                ops.pad(_inputs.centre(acts[i]), [[0, padded - n], [0, 0]])
+                for i in idx
+            ]
+        )
+        for idx in groups.values()
+    ]
+    tiles = [
+        [s[:, r * size : (r + 1) * size] for s in stacks]
+        for r in range(padded // size)
+    ]
+    return tiles, [i for idx in groups.values() for i in idx]
 
 
 def _blocked_linear_cka(acts_a, acts_b, same, block=400):
@@ -141,40 +166,38 @@ def _blocked_linear_cka(acts_a, acts_b, same, block=400):
 
     `⟨K_a, K_b⟩` with `K = X̄X̄ᵀ` is summed over `block x block` tiles
     `X̄[r] X̄[c]ᵀ` of the upper triangle only (the Grams are symmetric, so
-    each off-diagonal tile counts twice, folded in as a factor √2 on both
-    sides): about half the `n² d` products of the full Grams, no `n x n`
-    matrix is ever stored, and for every tile all cells are one GEMM of
-    the stacked, vectorised tiles (as in Nguyen et al.'s minibatch CKA).
-    One compiled call per tile (the tile index is an argument, so it
-    compiles once); products in float32, accumulated in the wide float.
+    an off-diagonal tile counts twice): about half the `n² d` products of
+    the full Grams, and no `n x n` matrix is ever stored. For every tile
+    the products of all representations of one width are one batched
+    GEMM, and all cells one GEMM of the stacked, vectorised tiles (as in
+    Nguyen et al.'s minibatch CKA). One compiled call per tile (the tiles
+    are arguments, so it compiles once); products in float32, accumulated
+    in the wide float.
     """
     n = int(acts_a[0].shape[0])
     size = -(-n // max(1, -(-n // block)))  # equal tiles
     padded = -(-n // size) * size
-
-    def prepare(acts):  # centred, zero rows appended (they add nothing)
-        return [
-            ops.reshape(
-                ops.pad(_inputs.centre(a), [[0, padded - n], [0, 0]]),
-                (padded // size, size, int(a.shape[1])),
-            )
-            for a in acts
-        ]
-
-    xa = prepare(acts_a)
-    xb = xa if same else prepare(acts_b)
-    tiles = padded // size
+    tiles_a, order_a = _width_groups(acts_a, padded, size)
+    tiles_b, order_b = (
+        (tiles_a, order_a) if same else _width_groups(acts_b, padded, size)
+    )
     cross = norm_a = norm_b = 0.0
-    for r in range(tiles):
-        for c in range(r, tiles):
-            row = ops.convert_to_tensor(r, "int32")
-            col = ops.convert_to_tensor(c, "int32")
+    for r in range(len(tiles_a)):
+        for c in range(r, len(tiles_a)):
+            weight = 1.0 if r == c else 2.0
             if same:
-                cross = cross + _inputs.compiled(_tile_self)(xa, row, col)
+                cross = cross + _inputs.compiled(_tile_self)(
+                    tiles_a[r], tiles_a[c], weight
+                )
                 continue
-            part, pa, pb = _inputs.compiled(_tile_cross)(xa, xb, row, col)
+            part, pa, pb = _inputs.compiled(_tile_cross)(
+                tiles_a[r], tiles_a[c], tiles_b[r], tiles_b[c], weight
+            )
             cross, norm_a, norm_b = cross + part, norm_a + pa, norm_b + pb
-    return _normalised(cross, norm_a, norm_b, same)
+    stacked = _normalised(cross, norm_a, norm_b, same)
+    out = np.empty_like(stacked)
+    out[np.ix_(order_a, order_b)] = stacked
+    return out
 
 
 def _normalised(cross, norm_a, norm_b, same):

@@ -67,11 +67,14 @@ def test_gram_space_choice_is_transparent():
 
 
 def test_gram_space_tiles_same_and_cross():
-    # n = 900 examples: three tiles of the Gram matrices, upper triangle.
+    # n = 900 examples: three tiles of the Gram matrices, upper triangle;
+    # the widths interleave, so the batched groups reorder the layers.
     rng = np.random.default_rng(1)
     acts_a = [
-        rng.standard_normal((900, d)).astype("float32") for d in (950, 1000)
+        rng.standard_normal((900, d)).astype("float32")
+        for d in (950, 1000, 950)
     ]
+    acts_a[2][:, :900] += 0.5 * acts_a[1][:, :900]
     acts_b = [rng.standard_normal((900, 1200)).astype("float32")]
     acts_b[0][:, :950] += acts_a[0]
     for rows, cols in ((acts_a, None), (acts_a, acts_b)):
