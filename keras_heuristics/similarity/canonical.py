@@ -426,23 +426,57 @@ def _svcca_pair(x, y, keep):
     of size `n` beyond the Grams. When a side's `λ_1 / λ_k` exceeds
     `_gram_max_condition()`, float32 rounding of the Grams would show, and
     the projections `X̄ V_k` are whitened themselves (`basis`).
+
+    On JAX, where every new shape of an eager operation compiles anew, no
+    shape depends on `k`: the directions beyond `k` are masked (one
+    compiled call per pair of widths), and the fallback is the fixed-width
+    reduction of `_svcca`. Otherwise a loop over pairs with varying `k`
+    would compile at every new pair of counts.
     """
+    fixed_width = keras.backend.backend() == "jax"
     centred = [_inputs.centre(x), _inputs.centre(y)]
     tops = [_top_directions(t, keep) for t in centred]
     if tops[0] is None or tops[1] is None:
         return ops.convert_to_tensor(0.0, dtype="float32")
     if max(top[3] for top in tops) > _gram_max_condition():
+        if fixed_width:
+            fraction, count = _svcca.keep_arguments(keep)
+            reps = _reduce_checked([x, y], fraction, count)
+            if reps[0] is not None and reps[1] is not None:
+                return _svcca.pair_means([reps[0]], [reps[1]])[0]
         bases = [
             basis(ops.matmul(t, ops.cast(v[:, :k], "float32")))
             for t, (_, v, k, _) in zip(centred, tops)
         ]
         return _mean_or_zero(correlations_from_bases(*bases))
     (lx, vx, kx, _), (ly, vy, ky, _) = tops
+    cross = _inputs.gram(*centred)
+    if fixed_width:
+        counts = [ops.convert_to_tensor(k, "int32") for k in (kx, ky)]
+        return _inputs.compiled(_masked_direct)(
+            lx, vx, counts[0], ly, vy, counts[1], cross
+        )
     wx = vx[:, :kx] / ops.sqrt(lx[:kx])[None, :]
     wy = vy[:, :ky] / ops.sqrt(ly[:ky])[None, :]
-    cross = _inputs.mm(ops.transpose(wx), _inputs.gram(*centred))
+    cross = _inputs.mm(ops.transpose(wx), cross)
     s = _inputs.singular_values(_inputs.mm(cross, wy))[: min(kx, ky)]
     return _mean_or_zero(ops.clip(s, 0.0, 1.0))
+
+
+def _masked_whitening(lam, v, k):
+    """`V Λ^{-1/2}` with the columns beyond the first `k` set to zero."""
+    used = ops.arange(ops.shape(lam)[0]) < k
+    scale = ops.where(used, 1.0 / ops.sqrt(ops.where(used, lam, 1.0)), 0.0)
+    return v * ops.cast(scale, v.dtype)[None, :]
+
+
+def _masked_direct(lx, vx, kx, ly, vy, ky, cross):
+    """`_svcca_pair`'s direct route at full width: the masked whitened
+    cross matrix has the `kx x ky` one's singular values, then zeros."""
+    wx = _masked_whitening(lx, vx, kx)
+    wy = _masked_whitening(ly, vy, ky)
+    m = _inputs.mm(_inputs.mm(ops.transpose(wx), cross), wy)
+    return _svcca._top_mean(_inputs.singular_values(m), ops.minimum(kx, ky))
 
 
 def svcca(x, y, keep=0.99, method="auto"):

@@ -114,7 +114,7 @@ def _tile_vectors(tops, lefts):
     `lefts[g]` are `(reps, size, d_g)`), the groups concatenated."""
     rows = [
         ops.reshape(
-            ops.einsum("rid,rjd->rij", top, left), (int(top.shape[0]), -1)
+            ops.einsum("rid,rjd->rij", top, left), (ops.shape(top)[0], -1)
         )
         for top, left in zip(tops, lefts)
     ]

@@ -121,6 +121,23 @@ def test_svcca_float32_accuracy_on_decaying_spectra(keep):
     )
 
 
+@pytest.mark.only_backends("jax")
+def test_svcca_pairs_with_varying_k_compile_once():
+    # every count of kept directions used to give new eager shapes, hence
+    # new compilations; the masked full-width route compiles once per pair
+    # of widths and still matches the float64 reference
+    from keras_heuristics.similarity import _inputs
+    from keras_heuristics.similarity import canonical
+
+    direct = _inputs.compiled(canonical._masked_direct)
+    before = direct._cache_size()  # other tests' widths
+    x, y = _data.power_law(n=500, d=17, alpha=1.0)
+    for keep in (3, 5, 8, 0.9, 0.99):
+        got = float(svcca(x, y, keep=keep))
+        assert abs(got - _data.exact_svcca(x, y, keep)) < 1e-5, keep
+    assert direct._cache_size() == before + 1
+
+
 def test_identity_and_independent():
     x, y = _data.pair("linear")
     np.testing.assert_allclose(_np(cca(x, x)), 1.0, atol=1e-5)
