@@ -103,7 +103,9 @@ def _block_means(blocks, k):
     return _top_mean(_inputs.singular_values(blocks), k)
 
 
-def _reduce_all(acts, fraction, count):
+def reduce_all(acts, fraction, count):
+    """`reduce` of every matrix in `acts` (the caller compiles it once for
+    the list, see `canonical._checked`)."""
     return [reduce(x, fraction, count) for x in acts]
 
 
@@ -114,11 +116,6 @@ def _pair_means(reps_a, reps_b):
             for (qa, ka), (qb, kb) in zip(reps_a, reps_b)
         ]
     )
-
-
-def reduce_all(acts, fraction, count):
-    """`reduce` of every matrix in `acts`, one compiled call."""
-    return _inputs.compiled(_reduce_all)(list(acts), fraction, count)
 
 
 def block_means(blocks, k):

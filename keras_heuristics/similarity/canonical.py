@@ -558,14 +558,65 @@ def svcca_from_bases(a, b):
 
 
 def _reduce_checked(acts, fraction, count):
+    return _checked(_svcca.reduce_all, acts, fraction, count)
+
+
+def _checked(fn, acts, *args):
+    """`fn(acts, *args)` compiled, giving `(q, k, ok)` per matrix, as
+    `(q, k)` or `None` where `ok` is false or the Cholesky raised (then
+    the matrices are retried one by one)."""
     try:
-        out = _svcca.reduce_all(acts, fraction, count)
+        out = _inputs.compiled(fn)(acts, *args)
     except Exception:  # a Cholesky that raised (TensorFlow, PyTorch)
         if len(acts) == 1:
             return [None]
-        return [r for x in acts for r in _reduce_checked([x], fraction, count)]
+        return [r for x in acts for r in _checked(fn, [x], *args)]
     ok = ops.convert_to_numpy(ops.stack([good for _, _, good in out]))
     return [(q, k) if good else None for (q, k, _), good in zip(out, ok)]
+
+
+def _whiten_full(acts):
+    """`basis`'s covariance route at full width, for every matrix in
+    `acts`: constant neurons are masked (zero columns; the identity in
+    their place of the correlation matrix) instead of dropped, so the
+    shapes never depend on the data and the whole list compiles once.
+    Returns `(q, k, ok)` per matrix: `q` (`n x d`) has `k` orthonormal
+    columns followed by zero ones (the form of `reduced_bases`), `ok`
+    whether the route's conditions hold."""
+    out = []
+    for x in acts:
+        n = ops.cast(ops.shape(x)[0], "float32")
+        means = ops.mean(x, axis=0)
+        xc = x - means[None, :]
+        g = _inputs.gram32(xc)
+        centred = ops.diagonal(g)
+        used = centred > (CONSTANT_TOL**2) * (centred + n * ops.square(means))
+        mask = ops.cast(used, "float32")
+        inv_scale = mask / ops.sqrt(ops.where(used, centred, 1.0))
+        corr = g * inv_scale[:, None] * inv_scale[None, :] + ops.diag(1 - mask)
+        chol = ops.cholesky(corr)
+        pivots = ops.diagonal(chol)
+        low, high = ops.min(pivots), ops.max(pivots)
+        ok = ops.all(ops.isfinite(chol)) & (low > 0)
+        ok = ok & (ops.square(high) < PIVOT_MAX_RATIO * ops.square(low))
+        ok = ok & (_condition_tensor(corr, chol) < COV_ROUTE_MAX_CONDITION)
+        scaled = ops.transpose(xc * inv_scale[None, :])
+        q = ops.transpose(ops.solve_triangular(chol, scaled, lower=True))
+        q = ops.take(q, ops.argsort(1.0 - mask), axis=1)  # kept ones first
+        out.append((q, ops.sum(ops.cast(used, "int32")), ok))
+    return out
+
+
+def full_width_bases(acts):
+    """Whitened bases `(q, k)` of several representations for CCA at
+    their full widths (`_whiten_full`, one compiled call); a matrix the
+    covariance route cannot whiten takes `basis` (QR where needed) and is
+    padded to the same form."""
+    acts = list(acts)
+    out = _checked(_whiten_full, acts)
+    return [
+        r if r is not None else _padded(x, basis(x)) for x, r in zip(acts, out)
+    ]
 
 
 def _padded(x, b):

@@ -258,16 +258,20 @@ def check_metric(metric):
 def summarise(metric, x, gram_space=False, **options):
     """The per-representation work of `metric` for activations `x`.
 
-    What `cell` needs, computed once: a whitened basis (CCA, PWCCA), the
-    SVD-reduced whitened basis (SVCCA, `n x k`), centred features or a
+    What `cell` needs, computed once: an orthonormal basis at the full
+    width `(q, k)` (CCA: the whitened data, zero columns after its `k`
+    non-constant directions; SVCCA: the SVD-reduced whitened data), a
+    whitened basis (PWCCA), centred features or a
     centred Gram matrix (CKA). Returns `(summary, x_or_None)`; the raw
     activations are only kept for PWCCA, whose weights need them.
     """
     if metric == "svcca":
         keep = cca_lib._check_keep(options.get("keep", 0.99))
         return cca_lib.reduced_bases([x], keep)[0], None
-    if metric in ("cca", "pwcca"):
-        return cca_lib.basis(x), (x if metric == "pwcca" else None)
+    if metric == "cca":  # fixed width, like SVCCA's (see `cells`)
+        return cca_lib.full_width_bases([x])[0], None
+    if metric == "pwcca":
+        return cca_lib.basis(x), x
     if metric in ("linear_cka", "debiased_linear_cka"):
         debiased = metric == "debiased_linear_cka"
         if gram_space:
@@ -289,7 +293,7 @@ def cell(metric, a, b, gram_space=False):
     if metric == "svcca":
         return cca_lib.svcca_from_bases(ra, rb)
     if metric == "cca":
-        return cca_lib._mean_or_zero(cca_lib.correlations_from_bases(ra, rb))
+        return _svcca.pair_mean(*ra, *rb)
     if metric == "pwcca":
         return cca_lib.pwcca_pair(ra, rb, xa, xb)
     if metric == "rbf_cka" or gram_space:
@@ -306,13 +310,17 @@ def summarise_all(metric, acts, gram_space=False, **options):
     if metric == "svcca":
         keep = cca_lib._check_keep(options.get("keep", 0.99))
         return [(r, None) for r in cca_lib.reduced_bases(acts, keep)]
+    if metric == "cca":
+        return [(r, None) for r in cca_lib.full_width_bases(acts)]
     return [summarise(metric, a, gram_space, **options) for a in acts]
 
 
 def cells(metric, summaries_a, summaries_b, gram_space=False):
     """`cell` of matching pairs of summaries, as a float32 NumPy vector
     (for SVCCA one compiled call), with one copy to the host."""
-    if metric == "svcca":
+    if metric in ("svcca", "cca"):
+        # the same shapes at every evaluation whatever the kept counts:
+        # one compiled call (JAX would compile each new pair of counts)
         values = _svcca.pair_means(
             [a for a, _ in summaries_a], [b for b, _ in summaries_b]
         )

@@ -12,6 +12,7 @@ from tensorboard.backend.event_processing import plugin_event_multiplexer
 from tensorboard.data import provider as provider_lib
 
 from keras_heuristics.callbacks.layer_similarity import LayerSimilarity
+from keras_heuristics.similarity.canonical import cca
 from keras_heuristics.similarity.canonical import svcca
 from keras_heuristics.similarity.kernel_alignment import linear_cka
 
@@ -173,3 +174,22 @@ def test_validation(tmp_path):
         LayerSimilarity(probe, log_dir=None)
     with pytest.raises(TypeError, match="options"):
         LayerSimilarity(probe, log_dir=tmp_path, kep=0.9)
+
+
+def test_cca_against_the_offline_metric(tmp_path, digits):
+    # mean CCA through the fixed-width route of the callback (the same
+    # shapes at every evaluation) against `cca` on the activations
+    (x, y), (x_test, _) = digits
+    probe = x_test[:200]
+    model = _model()
+    start = [_acts(model, n, probe) for n in ("d1", "d2", "out")]
+    cb = LayerSimilarity(
+        probe, metric="cca", reference="initial", log_dir=tmp_path
+    )
+    model.fit(
+        x[:256], y[:256], epochs=2, batch_size=32, verbose=0, callbacks=[cb]
+    )
+    end = [_acts(model, n, probe) for n in ("d1", "d2", "out")]
+    for i in range(3):
+        want = float(keras.ops.mean(cca(start[i], end[i])))
+        assert abs(cb.values[i, -1] - want) < 1e-5, i

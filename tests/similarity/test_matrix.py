@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_heuristics.similarity.canonical import cca
 from keras_heuristics.similarity.canonical import pwcca
 from keras_heuristics.similarity.canonical import svcca
 from keras_heuristics.similarity.capture import layer_names
@@ -28,14 +29,19 @@ def probe():
     return np.random.default_rng(0).random((120, 8, 8, 1)).astype("float32")
 
 
-@pytest.mark.parametrize("metric", ["svcca", "pwcca", "linear_cka"])
+@pytest.mark.parametrize("metric", ["svcca", "cca", "pwcca", "linear_cka"])
 def test_matrix_equals_pairwise_metrics(metric, probe):
     a, b = _net(0), _net(1)
     m, rows, cols = similarity_matrix(
         a, b, probe, metric=metric, return_layers=True
     )
     assert rows == cols == ["c1", "d1", "out"] == layer_names(a)
-    fn = {"svcca": svcca, "pwcca": pwcca, "linear_cka": linear_cka}[metric]
+    fn = {
+        "svcca": svcca,
+        "cca": lambda x, y: keras.ops.mean(cca(x, y)),
+        "pwcca": pwcca,
+        "linear_cka": linear_cka,
+    }[metric]
     acts = {}
     for model, tag in ((a, "a"), (b, "b")):
         tap = keras.Model(
@@ -138,3 +144,24 @@ def test_reduce_spatial():
     pos = keras.ops.convert_to_numpy(reduce_spatial(x, "positions"))
     np.testing.assert_allclose(pos, x.reshape(12, 4))
     assert tuple(reduce_spatial(x, "flatten").shape) == (2, 24)
+
+
+def test_cca_matrix_masks_constant_neurons_and_falls_back():
+    # constant neurons between live ones are masked at full width; an
+    # exactly collinear neuron defeats the covariance route and takes the
+    # QR one; every cell against `cca` on the pair
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((300, 8)).astype("float32")
+    y = (
+        x @ rng.standard_normal((8, 6)) + rng.standard_normal((300, 6))
+    ).astype("float32")
+    dead = np.concatenate(
+        [x[:, :3], np.full((300, 2), 3.0, "float32"), x[:, 3:]], axis=1
+    )
+    collinear = np.concatenate([y, 2.0 * y[:, :1]], axis=1)
+    acts = [dead, collinear, x]
+    m = pairwise_matrix(acts, metric="cca")
+    for i, a in enumerate(acts):
+        for j, b in enumerate(acts):
+            want = float(keras.ops.mean(cca(a, b)))
+            assert abs(m[i, j] - want) < 1e-5, (i, j)
