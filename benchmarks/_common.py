@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -23,6 +24,19 @@ def pin_threads(threads=1):
     )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return threads
+
+
+def best_time(fn, repeats=3, warmup=True):
+    """Minimum wall time of `fn()` over `repeats` runs, after one untimed
+    run when `warmup` (tracing, compilation and caches left out)."""
+    if warmup:
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def run_per_backend(module, args=()):

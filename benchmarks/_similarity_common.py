@@ -9,7 +9,6 @@ https://github.com/google/svcca to measure it in the same run.
 
 import os
 import sys
-import time
 
 THREADS = int(os.environ.get("BENCH_THREADS", "1"))
 for _var in (
@@ -49,17 +48,6 @@ def pin_backend_threads():
         f"backend={backend} threads={THREADS} (BLAS, OpenMP, backend "
         "intra-op; set BENCH_THREADS to change)"
     )
-
-
-def best_time(fn, repeats=3):
-    """Minimum wall time of `fn()` over `repeats` runs after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def sync(value):

@@ -10,18 +10,11 @@ Two ratios, measured side by side in one process on the active backend:
     KERAS_BACKEND=jax .venv/bin/python -m benchmarks.connectivity_speed
 """
 
-import os
+from benchmarks import _common
 
-THREADS = 1
-os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
-os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(THREADS))
-os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(THREADS))
-os.environ.setdefault(
-    "XLA_FLAGS",
-    "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-)
+THREADS = _common.pin_threads(1)
+POINTS = 9 * 9 - 3 * 3
 
-import time  # noqa: E402
 
 import keras  # noqa: E402
 
@@ -47,15 +40,6 @@ def _model(seed):
     return model
 
 
-def _best(fn, repeats=3):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def main():
     if keras.backend.backend() == "torch":
         import torch
@@ -77,33 +61,37 @@ def main():
 
     fit(plain)()  # compile both before timing
     fit(curve)()
-    t_plain = _best(fit(plain))
-    t_curve = _best(fit(curve))
+    t_plain = _common.best_time(fit(plain), warmup=False)
+    t_curve = _common.best_time(fit(curve), warmup=False)
     print(
         f"train 2 epochs: plain {t_plain:.3f}s, curve {t_curve:.3f}s, "
         f"ratio {t_curve / t_plain:.2f} (target <= 1.5)"
     )
 
-    # Per-point cost: the difference between a 7x7 and a 3x3 grid (the
-    # clone, compile and first trace of the evaluator cancel out).
+    # Per-point cost: the difference between a 9x9 and a 3x3 grid (the
+    # clone, compile and first trace of the evaluator cancel out; on JAX
+    # they take about 0.45 s a call, whose jitter the 72-point difference
+    # has to outweigh, hence the larger grid and five repeats).
     def plane(grid):
         return lambda: connectivity.evaluate_plane(
             [a, plain, b], xt, yt, grid_points=grid, batch_size=128, verbose=0
         )
 
     def evaluates():
-        for _ in range(49 - 9):
+        for _ in range(POINTS):
             plain.evaluate(xt, yt, batch_size=128, verbose=0)
 
     evaluates()
-    t_eval = _best(evaluates)
-    t_small = _best(plane(3))
-    t_large = _best(plane(7))
+    t_eval = _common.best_time(evaluates, repeats=5, warmup=False)
+    t_small = _common.best_time(plane(3), repeats=5, warmup=False)
+    t_large = _common.best_time(plane(9), repeats=5, warmup=False)
     t_plane = t_large - t_small
+    setup = t_small - 9 * t_plane / POINTS
     print(
-        f"40 plane points (7x7 minus 3x3 grid): {t_plane:.3f}s, 40 plain "
-        f"evaluates {t_eval:.3f}s, ratio {t_plane / t_eval:.2f} "
-        f"(target <= 1.2); fixed setup per call {t_small - 9 * t_plane / 40:.2f}s"
+        f"{POINTS} plane points (9x9 minus 3x3 grid): {t_plane:.3f}s, "
+        f"{POINTS} plain evaluates {t_eval:.3f}s, ratio "
+        f"{t_plane / t_eval:.2f} (target <= 1.2); fixed setup per call "
+        f"{setup:.2f}s"
     )
 
 

@@ -12,6 +12,7 @@ Measured in the same run, same data, same pinned thread count:
 """
 
 from benchmarks import _similarity_common as common  # noqa: I001
+from benchmarks import _common
 
 import argparse
 
@@ -62,7 +63,7 @@ def main(n=10_000, d=512, repeats=3):
         "svcca(0.99)": lambda: common.sync(svcca(x, y)),
         "pwcca": lambda: common.sync(pwcca(x, y)),
     }
-    times = {k: common.best_time(f, repeats) for k, f in ours.items()}
+    times = {k: _common.best_time(f, repeats) for k, f in ours.items()}
     for name, t in times.items():
         print(f"  ours {name:22s} {t:8.3f} s")
     base = times["gram floor (3 GEMMs)"]
@@ -84,7 +85,7 @@ def main(n=10_000, d=512, repeats=3):
         "pwcca": lambda: pwcca_lib.compute_pwcca(a, b, epsilon=0.0)[0],
     }
     for name, fn in google.items():
-        t = common.best_time(fn, repeats)
+        t = _common.best_time(fn, repeats)
         print(
             f"  google {name:20s} {t:8.3f} s  speed-up of ours "
             f"{t / times[name]:6.1f}x (target >= 5)"

@@ -37,6 +37,41 @@ def axpy(alpha, x, y):
     return [alpha * a + b for a, b in zip(x, y)]
 
 
+def _combine(vectors, coefficients):
+    out = []
+    for parts in zip(*vectors):
+        total = None
+        for c, part in zip(coefficients, parts):
+            if isinstance(c, float):  # eager: no product for a unit weight
+                term = part if c == 1.0 else c * part
+            else:
+                term = ops.cast(c, part.dtype) * part
+            total = term if total is None else total + term
+        out.append(total)
+    return out
+
+
+_COMPILED_COMBINE = []
+
+
+def combination(vectors, coefficients):
+    """`Σ_k c_k v_k` for weight lists `vectors[k]` and numbers `c_k`.
+
+    On JAX one compiled call for all variables (every eager operation
+    there is a dispatch of its own: 0.55 -> 0.13 ms a point for a
+    three-layer MLP); on TensorFlow and PyTorch plain operations, which a
+    `tf.function` would only slow down.
+    """
+    if keras.backend.backend() != "jax":
+        return _combine(vectors, [float(c) for c in coefficients])
+    if not _COMPILED_COMBINE:
+        _COMPILED_COMBINE.append(_backend.compile_function(_combine))
+    return _COMPILED_COMBINE[0](
+        [list(v) for v in vectors],
+        ops.convert_to_tensor(np.asarray(coefficients, dtype="float32")),
+    )
+
+
 def _interpolate_state(t, first, last):
     out = []
     for a, b in zip(first, last):
@@ -136,14 +171,19 @@ class Evaluator:
         self._train = [own[k] for k in architecture.keys]
         self._state = [own[k] for k in architecture.state_keys]
 
-    def set(self, weights, state):
+    def set(self, weights, state, fresh=False):
+        """Assigns copies of `weights` and `state` (JAX's evaluation may
+        donate the variables' buffers); `fresh` weights, referenced
+        nowhere else, are assigned as they are."""
         for variable, value in zip(self._train, weights):
-            variable.assign(ops.copy(value))
+            variable.assign(value if fresh else ops.copy(value))
         for variable, value in zip(self._state, state):
             variable.assign(ops.copy(value))
 
-    def evaluate(self, weights, state, x, y, batch_size, sample_weight):
-        self.set(weights, state)
+    def evaluate(
+        self, weights, state, x, y, batch_size, sample_weight, fresh=False
+    ):
+        self.set(weights, state, fresh)
         logs = self.model.evaluate(
             x,
             y,

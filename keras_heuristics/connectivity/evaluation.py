@@ -289,7 +289,7 @@ def evaluate_curve(
 
 def line_weights(start_weights, end_weights, t):
     """`(1 - t) theta_start + t theta_end` for weight lists."""
-    return [(1.0 - t) * a + t * b for a, b in zip(start_weights, end_weights)]
+    return _points.combination([start_weights, end_weights], [1.0 - t, t])
 
 
 def evaluate_line(

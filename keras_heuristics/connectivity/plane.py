@@ -299,13 +299,10 @@ def evaluate_plane(
         for i, a in enumerate(alphas):
             row = j * grid_points + i
             if not record.done(row):
-                weights = [
-                    p + float(a * dx) * e1 + float(b * dy) * e2
-                    for p, e1, e2 in zip(w0, u, v)
-                ]
+                weights = _points.combination([w0, u, v], [1.0, a * dx, b * dy])
                 state = architecture.state(weights, base_state, batches)
                 logs = evaluator.evaluate(
-                    weights, state, x, y, batch_size, sample_weight
+                    weights, state, x, y, batch_size, sample_weight, fresh=True
                 )
                 record.record(row, logs)
             if bar is not None:
