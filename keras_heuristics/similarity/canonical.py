@@ -332,6 +332,13 @@ def cca(x, y, method="auto", rank_tol=RANK_TOL):
     _check_method(method)
     rank_tol = _validation.check_in_range("rank_tol", rank_tol, 0.0, 1.0)
     _check_enough_examples(x, y, "CCA")
+    if method != "qr" and keras.backend.backend() == "jax":
+        # one compiled call whose shapes do not depend on the number of
+        # constant neurons (each new count would compile eager operations
+        # anew); the covariance route as below, else the general one
+        s, k, ok = _inputs.compiled(_cca_full_width)(x, y)
+        if bool(ok):
+            return ops.clip(s[: int(k)], 0.0, 1.0)
     return correlations_from_bases(
         basis(x, method, rank_tol, mx), basis(y, method, rank_tol, my)
     )
@@ -575,36 +582,58 @@ def _checked(fn, acts, *args):
     return [(q, k) if good else None for (q, k, _), good in zip(out, ok)]
 
 
+def _whitening_at_full_width(x):
+    """`basis`'s covariance route with constant neurons masked (zero
+    scale; the identity in their place of the correlation matrix) instead
+    of dropped, so that no shape depends on the data. Returns the centred
+    `x`, the inverse scales, the Cholesky factor, the mask, the number of
+    kept neurons and whether the route's conditions hold."""
+    n = ops.cast(ops.shape(x)[0], "float32")
+    means = ops.mean(x, axis=0)
+    xc = x - means[None, :]
+    g = _inputs.gram32(xc)
+    centred = ops.diagonal(g)
+    used = centred > (CONSTANT_TOL**2) * (centred + n * ops.square(means))
+    mask = ops.cast(used, "float32")
+    inv_scale = mask / ops.sqrt(ops.where(used, centred, 1.0))
+    corr = g * inv_scale[:, None] * inv_scale[None, :] + ops.diag(1 - mask)
+    chol = ops.cholesky(corr)
+    pivots = ops.diagonal(chol)
+    low, high = ops.min(pivots), ops.max(pivots)
+    ok = ops.all(ops.isfinite(chol)) & (low > 0)
+    ok = ok & (ops.square(high) < PIVOT_MAX_RATIO * ops.square(low))
+    ok = ok & (_condition_tensor(corr, chol) < COV_ROUTE_MAX_CONDITION)
+    kept = ops.sum(ops.cast(used, "int32"))
+    return xc, inv_scale, chol, mask, kept, ok
+
+
 def _whiten_full(acts):
-    """`basis`'s covariance route at full width, for every matrix in
-    `acts`: constant neurons are masked (zero columns; the identity in
-    their place of the correlation matrix) instead of dropped, so the
-    shapes never depend on the data and the whole list compiles once.
-    Returns `(q, k, ok)` per matrix: `q` (`n x d`) has `k` orthonormal
-    columns followed by zero ones (the form of `reduced_bases`), `ok`
-    whether the route's conditions hold."""
+    """`_whitening_at_full_width` for every matrix in `acts` (the whole
+    list compiles once), with the explicit basis: `(q, k, ok)` per matrix,
+    `q` (`n x d`) holding `k` orthonormal columns followed by zero ones
+    (the form of `reduced_bases`)."""
     out = []
     for x in acts:
-        n = ops.cast(ops.shape(x)[0], "float32")
-        means = ops.mean(x, axis=0)
-        xc = x - means[None, :]
-        g = _inputs.gram32(xc)
-        centred = ops.diagonal(g)
-        used = centred > (CONSTANT_TOL**2) * (centred + n * ops.square(means))
-        mask = ops.cast(used, "float32")
-        inv_scale = mask / ops.sqrt(ops.where(used, centred, 1.0))
-        corr = g * inv_scale[:, None] * inv_scale[None, :] + ops.diag(1 - mask)
-        chol = ops.cholesky(corr)
-        pivots = ops.diagonal(chol)
-        low, high = ops.min(pivots), ops.max(pivots)
-        ok = ops.all(ops.isfinite(chol)) & (low > 0)
-        ok = ok & (ops.square(high) < PIVOT_MAX_RATIO * ops.square(low))
-        ok = ok & (_condition_tensor(corr, chol) < COV_ROUTE_MAX_CONDITION)
+        xc, inv_scale, chol, mask, kept, ok = _whitening_at_full_width(x)
         scaled = ops.transpose(xc * inv_scale[None, :])
         q = ops.transpose(ops.solve_triangular(chol, scaled, lower=True))
         q = ops.take(q, ops.argsort(1.0 - mask), axis=1)  # kept ones first
-        out.append((q, ops.sum(ops.cast(used, "int32")), ok))
+        out.append((q, kept, ok))
     return out
+
+
+def _cca_full_width(x, y):
+    """All of `cca`'s covariance route in one call at full width: the
+    singular values of the masked whitened cross matrix (the canonical
+    correlations followed by zeros), how many are real and whether both
+    sides met the route's conditions."""
+    xc, sx, lx, _, kx, okx = _whitening_at_full_width(x)
+    yc, sy, ly, _, ky, oky = _whitening_at_full_width(y)
+    m = _inputs.gram32(xc, yc) * sx[:, None] * sy[None, :]
+    m = ops.solve_triangular(lx, m, lower=True)
+    m = ops.transpose(ops.solve_triangular(ly, ops.transpose(m), lower=True))
+    s = _inputs.singular_values(m)
+    return s, ops.minimum(kx, ky), okx & oky
 
 
 def full_width_bases(acts):
