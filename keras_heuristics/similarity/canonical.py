@@ -40,6 +40,15 @@ passes `COV_MAX_CONDITION`. The layer x layer matrix and the
 `LayerSimilarity` callback take the fixed-width route of `_svcca`
 instead, which compiles once for any `k`.
 
+**Fixed shapes on JAX.** Every new shape of an eager JAX operation
+compiles anew, and dropping constant neurons or keeping `k` directions
+gives data-dependent shapes. On JAX, `cca`'s covariance route therefore
+runs as one compiled call at full width with constant neurons masked
+(`_cca_full_width`), and `svcca` masks the directions beyond `k`; the
+layer x layer matrix and `LayerSimilarity` use the full-width forms of
+CCA and SVCCA on every backend (`full_width_bases`, `reduced_bases`).
+PWCCA keeps data-dependent shapes.
+
 **Guards.** No matrix is ever inverted explicitly. Constant neurons (column
 norm after centring below `1e-5` of the uncentred norm, i.e. float32 noise)
 are dropped before anything else, so dead ReLU units give no NaN. In the QR
