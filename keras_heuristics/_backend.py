@@ -43,6 +43,17 @@ def compile_function(fn):
     return fn
 
 
+_COMPILED = {}
+
+
+def compiled(fn):
+    """`compile_function(fn)`, made once per process and function, so that
+    every caller shares its cache of traced shapes."""
+    if fn not in _COMPILED:
+        _COMPILED[fn] = compile_function(fn)
+    return _COMPILED[fn]
+
+
 def sync_model_state(model):
     """Makes a model's variables current inside `fit` (for callbacks).
 

@@ -51,9 +51,6 @@ def _combine(vectors, coefficients):
     return out
 
 
-_COMPILED_COMBINE = []
-
-
 def combination(vectors, coefficients):
     """`Σ_k c_k v_k` for weight lists `vectors[k]` and numbers `c_k`.
 
@@ -64,9 +61,7 @@ def combination(vectors, coefficients):
     """
     if keras.backend.backend() != "jax":
         return _combine(vectors, [float(c) for c in coefficients])
-    if not _COMPILED_COMBINE:
-        _COMPILED_COMBINE.append(_backend.compile_function(_combine))
-    return _COMPILED_COMBINE[0](
+    return _backend.compiled(_combine)(
         [list(v) for v in vectors],
         ops.convert_to_tensor(np.asarray(coefficients, dtype="float32")),
     )

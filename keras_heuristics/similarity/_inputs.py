@@ -17,15 +17,7 @@ RANK_TOL = 1e-5
 # condition number of a correlation matrix: on the measured activations the
 # ratio underestimates it by a factor 10 to 150.
 PIVOT_MAX_RATIO = 1e3
-_COMPILED = {}
-
-
-def compiled(fn):
-    """`fn` compiled for the active backend, once per process, so that
-    every caller shares its cache of traced shapes."""
-    if fn not in _COMPILED:
-        _COMPILED[fn] = _backend.compile_function(fn)
-    return _COMPILED[fn]
+compiled = _backend.compiled
 
 
 def wide():

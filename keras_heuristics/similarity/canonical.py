@@ -346,7 +346,8 @@ def cca(x, y, method="auto", rank_tol=RANK_TOL):
         # constant neurons (each new count would compile eager operations
         # anew); the covariance route as below, else the general one
         s, k, ok = _inputs.compiled(_cca_full_width)(x, y)
-        if bool(ok):
+        k, ok = ops.convert_to_numpy(ops.stack([k, ops.cast(ok, "int32")]))
+        if ok:
             return ops.clip(s[: int(k)], 0.0, 1.0)
     return correlations_from_bases(
         basis(x, method, rank_tol, mx), basis(y, method, rank_tol, my)
@@ -606,12 +607,10 @@ def _whitening_at_full_width(x):
     mask = ops.cast(used, "float32")
     inv_scale = mask / ops.sqrt(ops.where(used, centred, 1.0))
     corr = g * inv_scale[:, None] * inv_scale[None, :] + ops.diag(1 - mask)
-    chol = ops.cholesky(corr)
-    pivots = ops.diagonal(chol)
-    low, high = ops.min(pivots), ops.max(pivots)
-    ok = ops.all(ops.isfinite(chol)) & (low > 0)
-    ok = ok & (ops.square(high) < PIVOT_MAX_RATIO * ops.square(low))
-    ok = ok & (_condition_tensor(corr, chol) < COV_ROUTE_MAX_CONDITION)
+    # stats: positive finite pivots, pivot ratio, condition estimate
+    chol, stats = _factor_and_checks(corr)
+    ok = (stats[0] > 0) & (stats[1] < PIVOT_MAX_RATIO)
+    ok = ok & (stats[2] < COV_ROUTE_MAX_CONDITION)
     kept = ops.sum(ops.cast(used, "int32"))
     return xc, inv_scale, chol, mask, kept, ok
 

@@ -13,6 +13,7 @@ from keras_heuristics.similarity.kernel_alignment import linear_cka
 from keras_heuristics.similarity.matrix import pairwise_matrix
 from keras_heuristics.similarity.matrix import similarity_matrix
 from keras_heuristics.similarity.spatial import reduce_spatial
+from tests.similarity import _data
 
 
 def _net(seed):
@@ -149,7 +150,7 @@ def test_reduce_spatial():
 def test_cca_matrix_masks_constant_neurons_and_falls_back():
     # constant neurons between live ones are masked at full width; an
     # exactly collinear neuron defeats the covariance route and takes the
-    # QR one; every cell against `cca` on the pair
+    # QR one; every cell against a float64 QR CCA of the spans
     rng = np.random.default_rng(3)
     x = rng.standard_normal((300, 8)).astype("float32")
     y = (
@@ -159,9 +160,9 @@ def test_cca_matrix_masks_constant_neurons_and_falls_back():
         [x[:, :3], np.full((300, 2), 3.0, "float32"), x[:, 3:]], axis=1
     )
     collinear = np.concatenate([y, 2.0 * y[:, :1]], axis=1)
-    acts = [dead, collinear, x]
-    m = pairwise_matrix(acts, metric="cca")
-    for i, a in enumerate(acts):
-        for j, b in enumerate(acts):
-            want = float(keras.ops.mean(cca(a, b)))
+    m = pairwise_matrix([dead, collinear, x], metric="cca")
+    spans = [x, y, x]  # what each representation spans
+    for i, a in enumerate(spans):
+        for j, b in enumerate(spans):
+            want = float(_data.exact_cca(a, b).mean())
             assert abs(m[i, j] - want) < 1e-5, (i, j)
