@@ -99,7 +99,10 @@ def pair_mean(qa, ka, qb, kb):
     return _top_mean(s, ops.minimum(ka, kb))
 
 
-def _block_means(blocks, k):
+def _cross_means(qas, qbs, k):
+    blocks = ops.stack(
+        [ops.einsum("ni,nj->ij", qa, qb) for qa, qb in zip(qas, qbs)]
+    )
     return _top_mean(_inputs.singular_values(blocks), k)
 
 
@@ -118,10 +121,11 @@ def _pair_means(reps_a, reps_b):
     )
 
 
-def block_means(blocks, k):
-    """Mean of the top `k[c]` singular values of each `blocks[c]` (a
-    batch of cross products of orthonormal bases), one compiled call."""
-    return _inputs.compiled(_block_means)(blocks, k)
+def cross_means(qas, qbs, k):
+    """Mean of the top `k[c]` singular values of each `qas[c]ᵀ qbs[c]`
+    (cross products of orthonormal bases), products and singular values
+    in one compiled call (no transposed copies of the `n x w` bases)."""
+    return _inputs.compiled(_cross_means)(list(qas), list(qbs), k)
 
 
 def pair_means(reps_a, reps_b):

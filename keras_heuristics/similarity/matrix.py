@@ -64,12 +64,12 @@ def _stacked_cca(reps_a, reps_b, rows, cols, chunk=32):
     """Mean canonical correlations of every cell from per-cell products.
 
     Each representation's orthonormal basis `Q_i` is formed once and
-    padded with zero columns to the widest basis `w`, so every cell is one
-    `w x w` product `Q_aᵀ Q_b` (only the upper triangle of a symmetric
-    matrix), and their singular values are taken `chunk` cells at a time
-    in one compiled, batched call; the directions beyond `min(k_a, k_b)`
-    are masked. All shapes are fixed for the whole matrix (JAX compiles
-    once).
+    padded with zero columns to the widest
+    basis `w`, so every cell is one `w x w` product `Q_aᵀ Q_b` (only the
+    upper triangle of a symmetric matrix); the products and their
+    singular values are taken `chunk` cells at a time in one compiled
+    call, with the directions beyond `min(k_a, k_b)` masked. All shapes
+    are fixed for the whole matrix (JAX compiles once).
     """
     symmetric = reps_b is reps_a
     cols_a = [_columns_or_none(reps_a.get(i)[0]) for i in range(rows)]
@@ -94,14 +94,13 @@ def _stacked_cca(reps_a, reps_b, rows, cols, chunk=32):
     for start in range(0, len(cells), chunk):
         part = cells[start : start + chunk]
         padded = part + [part[-1]] * (chunk - len(part))
-        blocks = ops.stack(
-            [ops.matmul(ops.transpose(qa[i]), qb[j]) for i, j in padded]
-        )
         k = ops.convert_to_tensor(
             [min(cols_a[i][1], cols_b[j][1]) for i, j in padded], "int32"
         )
-        means = ops.convert_to_numpy(_svcca.block_means(blocks, k))
-        for (i, j), value in zip(part, means):
+        means = _svcca.cross_means(
+            [qa[i] for i, _ in padded], [qb[j] for _, j in padded], k
+        )
+        for (i, j), value in zip(part, ops.convert_to_numpy(means)):
             out[i, j] = value
             if symmetric:
                 out[j, i] = value
