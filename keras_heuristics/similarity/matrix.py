@@ -24,6 +24,7 @@ from keras import ops
 
 from keras_heuristics import _validation
 from keras_heuristics.similarity import _inputs
+from keras_heuristics.similarity import _pwcca
 from keras_heuristics.similarity import _svcca
 from keras_heuristics.similarity import canonical as cca_lib
 from keras_heuristics.similarity import capture as capture_lib
@@ -270,7 +271,7 @@ def summarise(metric, x, gram_space=False, **options):
     if metric == "cca":  # fixed width, like SVCCA's (see `cells`)
         return cca_lib.full_width_bases([x])[0], None
     if metric == "pwcca":
-        return cca_lib.basis(x), x
+        return _pwcca_summaries([x])[0]
     if metric in ("linear_cka", "debiased_linear_cka"):
         debiased = metric == "debiased_linear_cka"
         if gram_space:
@@ -286,6 +287,17 @@ def summarise(metric, x, gram_space=False, **options):
     return cka_lib.centre_gram(gram, options.get("debiased", False)), None
 
 
+def _pwcca_summaries(acts):
+    """PWCCA summaries `(basis, x)`: on JAX at full width (`_pwcca.Side`,
+    all of `acts` in one compiled call), else or where its checks fail
+    `canonical.basis`; the raw `x` is kept for the projection weights."""
+    sides = _pwcca.sides(acts) if _pwcca.applies() else [None] * len(acts)
+    return [
+        (s if s is not None else cca_lib.basis(x), x)
+        for s, x in zip(sides, acts)
+    ]
+
+
 def cell(metric, a, b, gram_space=False):
     """Similarity of two summaries from `summarise`, a float32 scalar."""
     (ra, xa), (rb, xb) = a, b
@@ -294,6 +306,15 @@ def cell(metric, a, b, gram_space=False):
     if metric == "cca":
         return _svcca.pair_mean(*ra, *rb)
     if metric == "pwcca":
+        if isinstance(ra, _pwcca.Side) and isinstance(rb, _pwcca.Side):
+            value = _pwcca.value(ra, rb)
+            if value is not None:
+                return value
+        # the general route for both sides (one of them failed its checks)
+        if isinstance(ra, _pwcca.Side):
+            ra = cca_lib.basis(xa)
+        if isinstance(rb, _pwcca.Side):
+            rb = cca_lib.basis(xb)
         return cca_lib.pwcca_pair(ra, rb, xa, xb)
     if metric == "rbf_cka" or gram_space:
         return cka_lib.cka_from_grams(ra, rb)
@@ -311,6 +332,8 @@ def summarise_all(metric, acts, gram_space=False, **options):
         return [(r, None) for r in cca_lib.reduced_bases(acts, keep)]
     if metric == "cca":
         return [(r, None) for r in cca_lib.full_width_bases(acts)]
+    if metric == "pwcca":
+        return _pwcca_summaries(acts)
     return [summarise(metric, a, gram_space, **options) for a in acts]
 
 

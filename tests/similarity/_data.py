@@ -89,3 +89,27 @@ def exact_svcca(x, y, keep):
         return a @ v[:, :k]
 
     return float(exact_cca(reduce(x), reduce(y)).mean())
+
+
+def exact_pwcca(x, y):
+    """PWCCA in float64 (NumPy) by the reference's formula: constant
+    neurons dropped, the narrower side weighs, directions `X̄ u + μ`
+    orthonormalised by Householder QR. Its value depends on the signs of
+    the singular vectors `u` unless the means are zero."""
+    x = x.astype(np.float64)[:, np.ptp(x, axis=0) > 0]
+    y = y.astype(np.float64)[:, np.ptp(y, axis=0) > 0]
+    if y.shape[1] < x.shape[1]:
+        x, y = y, x
+    mx, my = x.mean(0), y.mean(0)
+    xc, yc = x - mx, y - my
+
+    def inv_sqrt(g):
+        lam, v = np.linalg.eigh(g)
+        return (v / np.sqrt(lam)) @ v.T
+
+    fx, fy = inv_sqrt(xc.T @ xc), inv_sqrt(yc.T @ yc)
+    u, rho, _ = np.linalg.svd(fx @ (xc.T @ yc) @ fy, full_matrices=False)
+    k = x.shape[1]
+    p, _ = np.linalg.qr(xc @ u[:, :k] + mx[None, :k])
+    alpha = np.abs(p.T @ x).sum(axis=1)
+    return float(np.sum(alpha * np.clip(rho[:k], 0, 1)) / np.sum(alpha))

@@ -78,10 +78,13 @@ def test_pwcca_matches_google(method):
 
 
 # The reference adds the neuron means back to sign-ambiguous singular
-# vectors, so with non-zero means its value depends on the signs LAPACK's
-# float64 SVD picks (flipping them moves this case by ~3e-3). TensorFlow
-# and PyTorch decompose the same float64 matrix with the same LAPACK
-# routine; JAX without x64 decomposes a float32 one.
+# vectors, so with non-zero means its value depends on the signs its SVD
+# picks (flipping them moves this case by ~3e-3): the numbers above are
+# NumPy's with OpenBLAS' LAPACK. On this case TensorFlow's and PyTorch's
+# float64 SVDs happen to pick the same signs; on other shapes and data
+# they do not (PyTorch's MKL differs from OpenBLAS for much wider or
+# slightly taller matrices, TensorFlow's own SVD more often), and JAX
+# without x64 decomposes a float32 matrix (see `pwcca`'s docstring).
 @pytest.mark.only_backends("tensorflow", "torch")
 @pytest.mark.parametrize("method", ["cov", "qr"])
 def test_pwcca_matches_google_with_non_zero_means(method):
@@ -95,6 +98,80 @@ def test_pwcca_matches_google_with_non_zero_means(method):
 def test_pwcca_uses_the_narrower_side():
     x, y = _data.pair("relu")  # y is wider: both orders weigh x's neurons
     assert abs(float(pwcca(y, x)) - GOOGLE["relu"]["pwcca"]) < 1e-4
+
+
+def _centred_relu(n, widths, seed):
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, 6))
+    x, y = (
+        np.maximum(
+            z @ rng.standard_normal((6, d)) + rng.standard_normal((n, d)), 0
+        )
+        for d in widths
+    )
+    return [(a - a.mean(0)).astype("float32") for a in (x, y)]
+
+
+@pytest.mark.parametrize("widths", [(12, 12), (12, 18), (8, 40), (40, 8)])
+def test_pwcca_on_centred_data_matches_float64_for_any_shapes(widths):
+    # with zero means the projection weights do not depend on the signs of
+    # the singular vectors, so every backend's SVD must give the float64
+    # value, also for the much wider and the taller cross matrices where
+    # LAPACK implementations choose different signs; dead neurons included
+    x, y = _centred_relu(400, widths, seed=sum(widths))
+    x[:, [1, 4]] = 0.0
+    y[:, 2] = 0.0
+    want = _data.exact_pwcca(x, y)
+    assert abs(float(pwcca(x, y)) - want) < 1e-4
+    assert abs(float(pwcca(y, x)) - want) < 1e-4
+
+
+@pytest.mark.only_backends("jax")
+def test_pwcca_with_varying_dead_neurons_compiles_per_variant():
+    # each new count of constant neurons used to compile every eager
+    # operation anew (~2 s); the full-width route compiles its side once
+    # per shape and its cell once per LAPACK path (square, lower, wide)
+    from keras_heuristics.similarity import _inputs
+    from keras_heuristics.similarity import _pwcca
+
+    fns = [_pwcca._sides, _pwcca._cell_square, _pwcca._cell_lower]
+    before = [_inputs.compiled(f)._cache_size() for f in fns]
+    x, y = _centred_relu(300, (13, 13), seed=7)
+    for dead_x, dead_y in [(0, 0), (1, 0), (2, 0), (0, 3), (2, 2), (4, 1)]:
+        xd, yd = x.copy(), y.copy()
+        xd[:, 13 - dead_x :] = 0.0
+        yd[:, :dead_y] = 0.0
+        got = float(pwcca(xd, yd))
+        assert abs(got - _data.exact_pwcca(xd, yd)) < 1e-4, (dead_x, dead_y)
+    after = [_inputs.compiled(f)._cache_size() for f in fns]
+    assert [a - b for a, b in zip(after, before)] == [1, 1, 1]
+
+
+@pytest.mark.only_backends("jax")
+def test_pwcca_full_width_route_has_the_householder_fallback(monkeypatch):
+    # large means make DᵀD ill-conditioned: the general route then
+    # orthonormalises the directions by Householder QR, and so must the
+    # full-width one (same shapes here, so the same singular vectors)
+    from keras_heuristics.similarity import _pwcca
+    from keras_heuristics.similarity import canonical
+
+    rng = np.random.default_rng(3)
+    x, y = _centred_relu(300, (10, 10), seed=3)
+    x = (0.05 * x + 50.0 * rng.random(10)).astype("float32")
+    conditions = []
+    real = canonical._cholesky
+
+    def spy(m):
+        out = real(m)
+        conditions.append(out[1])
+        return out
+
+    monkeypatch.setattr(canonical, "_cholesky", spy)
+    xt, yt = keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y)
+    bx, by = canonical.basis(xt), canonical.basis(yt)
+    general = float(canonical.pwcca_pair(bx, by, xt, yt))
+    assert max(conditions) >= 1e4  # the Householder branch ran
+    assert abs(float(_pwcca.pair(x, y)) - general) < 1e-5
 
 
 @pytest.mark.parametrize("cond", [1.0, 1e2])

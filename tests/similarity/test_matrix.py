@@ -57,6 +57,29 @@ def test_matrix_equals_pairwise_metrics(metric, probe):
             assert abs(m[i, j] - want) < 1e-5, (i, j)
 
 
+def test_pwcca_matrix_mixes_routes_per_representation():
+    # a representation that fails the covariance route's checks (a neuron
+    # that nearly copies another) takes the general route in every cell it
+    # is in, whatever route the other side took
+    from keras_heuristics.similarity import _pwcca
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 8)).astype("float32")
+    y = (
+        x @ rng.standard_normal((8, 9)) + rng.standard_normal((300, 9))
+    ).astype("float32")
+    bad = np.concatenate(
+        [x, x[:, :1] + 1e-4 * rng.standard_normal((300, 1))], axis=1
+    ).astype("float32")
+    if _pwcca.applies():
+        sides = _pwcca.sides([x, bad, y])
+        assert sides[0] is not None and sides[1] is None
+    m = pairwise_matrix([x, bad], [y, x], metric="pwcca")
+    for i, a in enumerate([x, bad]):
+        for j, b in enumerate([y, x]):
+            assert abs(m[i, j] - float(pwcca(a, b))) < 1e-6, (i, j)
+
+
 def test_symmetric_reuse_and_difference(probe):
     a = _net(0)
     m = similarity_matrix(a, a, probe, metric="linear_cka")
