@@ -215,6 +215,17 @@ def test_svcca_pairs_with_varying_k_compile_once():
     assert direct._cache_size() == before + 1
 
 
+def test_svcca_of_an_ill_conditioned_representation_with_itself_is_one():
+    # λ_1 / λ_k = 2.6e3: in float32 the direct whitening from the Gram
+    # gave 1 - 1.8e-5 (all errors lower correlations that should be 1)
+    rng = np.random.default_rng(1)
+    d = 256
+    x = rng.standard_normal((2000, d)) * np.arange(1, d + 1) ** -1.0
+    mix = np.eye(d) + 0.05 * rng.standard_normal((d, d)) / 16
+    x = np.maximum(x @ mix, 0).astype("float32")
+    assert abs(float(svcca(x, x)) - 1.0) < 1e-5
+
+
 def test_identity_and_independent():
     x, y = _data.pair("linear")
     np.testing.assert_allclose(_np(cca(x, x)), 1.0, atol=1e-5)
