@@ -52,7 +52,6 @@ def reduce(x, fraction, count):
     Returns `(q, k, ok)`: `q` float32 `(n, d)`, `k` an int32 scalar (0 for
     a constant `x`), `ok` a boolean scalar.
     """
-    d = ops.shape(x)[1]
     xc = _inputs.centre(x)
     lam, v = ops.eigh(_inputs.gram(xc))
     lam = ops.flip(ops.maximum(lam, 0.0), axis=0)
@@ -63,6 +62,14 @@ def reduce(x, fraction, count):
     k = ops.sum(ops.cast(share < fraction - 1e-7, "int32")) + 1
     rank = ops.sum(ops.cast(lam > (_inputs.RANK_TOL**2) * lam[0], "int32"))
     k = ops.minimum(ops.minimum(k, count), rank)
+    q, ok = whiten_directions(xc, v, k)
+    return q, k, ok
+
+
+def whiten_directions(xc, v, k):
+    """`reduce`'s whitening of centred `xc` projected on the eigenvectors
+    `v` (descending) of its Gram, the first `k` kept: `(q, ok)`."""
+    d = ops.shape(xc)[1]
     mask = ops.cast(ops.arange(d) < k, "float32")
     z = ops.matmul(xc, ops.cast(v, "float32"))
     gz = ops.matmul(ops.transpose(z), z)
@@ -80,7 +87,16 @@ def reduce(x, fraction, count):
     )
     scaled = ops.transpose(z * inv_scale[None, :])
     q = ops.transpose(ops.solve_triangular(chol, scaled, lower=True))
-    return q, k, ok
+    return q, ok
+
+
+def pair_from_directions(xc, vx, kx, yc, vy, ky):
+    """SVCCA of centred `xc`, `yc` from their Gram eigenvectors and kept
+    counts (the caller's eigendecomposition, not a second one): the
+    whitened projections' `pair_mean`, and whether both whitenings held."""
+    qx, okx = whiten_directions(xc, vx, kx)
+    qy, oky = whiten_directions(yc, vy, ky)
+    return pair_mean(qx, kx, qy, ky), ops.logical_and(okx, oky)
 
 
 def _top_mean(s, k):

@@ -454,7 +454,7 @@ def _svcca_pair(x, y, keep):
     On JAX, where every new shape of an eager operation compiles anew, no
     shape depends on `k`: the directions beyond `k` are masked (one
     compiled call per pair of widths), and the fallback is the fixed-width
-    reduction of `_svcca`. Otherwise a loop over pairs with varying `k`
+    whitening of `_svcca`, from the eigendecompositions already made. Otherwise a loop over pairs with varying `k`
     would compile at every new pair of counts.
     """
     fixed_width = keras.backend.backend() == "jax"
@@ -463,11 +463,14 @@ def _svcca_pair(x, y, keep):
     if tops[0] is None or tops[1] is None:
         return ops.convert_to_tensor(0.0, dtype="float32")
     if max(top[3] for top in tops) > _gram_max_condition():
-        if fixed_width:
-            fraction, count = _svcca.keep_arguments(keep)
-            reps = _reduce_checked([x, y], fraction, count)
-            if reps[0] is not None and reps[1] is not None:
-                return _svcca.pair_means([reps[0]], [reps[1]])[0]
+        if fixed_width:  # the whitening of `_svcca`, from these eigh's
+            (_, vx, kx, _), (_, vy, ky, _) = tops
+            counts = [ops.convert_to_tensor(k, "int32") for k in (kx, ky)]
+            value, ok = _inputs.compiled(_svcca.pair_from_directions)(
+                centred[0], vx, counts[0], centred[1], vy, counts[1]
+            )
+            if bool(ops.convert_to_numpy(ok)):
+                return value
         bases = [
             basis(ops.matmul(t, ops.cast(v[:, :k], "float32")))
             for t, (_, v, k, _) in zip(centred, tops)
