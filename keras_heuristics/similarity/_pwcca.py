@@ -51,14 +51,7 @@ from keras_heuristics.similarity import canonical
 def side(x):
     """Per-representation work (module doc): `(xc, g, means, mask, frame,
     kept, ok)`, all at the full width, non-constant neurons first."""
-    n = ops.cast(ops.shape(x)[0], "float32")
-    means = ops.mean(x, axis=0)
-    xc = x - means[None, :]
-    g = _inputs.gram32(xc)
-    centred = ops.diagonal(g)
-    used = centred > (canonical.CONSTANT_TOL**2) * (
-        centred + n * ops.square(means)
-    )
+    means, xc, g, used = canonical.live_columns(x)
     order = ops.argsort(1 - ops.cast(used, "int32"))  # stable: kept first
     mask = ops.cast(ops.take(used, order), "float32")
     xc = ops.take(xc, order, axis=1) * mask[None, :]
@@ -66,18 +59,13 @@ def side(x):
     g = g * mask[:, None] * mask[None, :]
     means = ops.take(means, order)
     kept = ops.sum(ops.cast(used, "int32"))
-    diag = ops.diagonal(g)
-    inv_scale = mask / ops.sqrt(ops.where(mask > 0, diag, 1.0))
-    corr = g * inv_scale[:, None] * inv_scale[None, :] + ops.diag(1 - mask)
-    chol, stats = canonical._factor_and_checks(corr)
-    ok = (stats[0] > 0) & (stats[1] < canonical.PIVOT_MAX_RATIO)
-    ok = ok & (stats[2] < canonical.COV_ROUTE_MAX_CONDITION)
-    fill = ops.sum(diag) / ops.cast(ops.maximum(kept, 1), "float32")
+    inv_scale, chol, ok = canonical.masked_cholesky(g, mask)
+    fill = ops.sum(ops.diagonal(g)) / ops.cast(ops.maximum(kept, 1), "float32")
     lam, v = ops.eigh(g + ops.diag((1 - mask) * fill))
     direct = ops.max(lam) < canonical.FLOAT32_MAX_CONDITION * ops.min(lam)
 
     def inverse_root():
-        return _inputs.mm(v / ops.sqrt(lam)[None, :], ops.transpose(v))
+        return canonical._inv_sqrt_from_eigh(lam, v)
 
     def through_cholesky():
         # G^{1/2} W Wᵀ = G^{-1/2}, with W = D⁻¹ L⁻ᵀ the Cholesky whitening

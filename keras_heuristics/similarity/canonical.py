@@ -454,8 +454,9 @@ def _svcca_pair(x, y, keep):
     On JAX, where every new shape of an eager operation compiles anew, no
     shape depends on `k`: the directions beyond `k` are masked (one
     compiled call per pair of widths), and the fallback is the fixed-width
-    whitening of `_svcca`, from the eigendecompositions already made. Otherwise a loop over pairs with varying `k`
-    would compile at every new pair of counts.
+    whitening of `_svcca`, from the eigendecompositions already made.
+    Otherwise a loop over pairs with varying `k` would compile at every
+    new pair of counts.
     """
     fixed_width = keras.backend.backend() == "jax"
     centred = [_inputs.centre(x), _inputs.centre(y)]
@@ -608,21 +609,37 @@ def _whitening_at_full_width(x):
     of dropped, so that no shape depends on the data. Returns the centred
     `x`, the inverse scales, the Cholesky factor, the mask, the number of
     kept neurons and whether the route's conditions hold."""
+    _, xc, g, used = live_columns(x)
+    mask = ops.cast(used, "float32")
+    inv_scale, chol, ok = masked_cholesky(g, mask)
+    kept = ops.sum(ops.cast(used, "int32"))
+    return xc, inv_scale, chol, mask, kept, ok
+
+
+def live_columns(x):
+    """`(means, X̄, X̄ᵀX̄, used)` at full width, `used` marking the
+    neurons that are not constant (as `_kept_neurons` judges them)."""
     n = ops.cast(ops.shape(x)[0], "float32")
     means = ops.mean(x, axis=0)
     xc = x - means[None, :]
     g = _inputs.gram32(xc)
     centred = ops.diagonal(g)
     used = centred > (CONSTANT_TOL**2) * (centred + n * ops.square(means))
-    mask = ops.cast(used, "float32")
-    inv_scale = mask / ops.sqrt(ops.where(used, centred, 1.0))
+    return means, xc, g, used
+
+
+def masked_cholesky(g, mask):
+    """The covariance route on a Gram whose masked neurons have zero rows
+    and columns: `(inv_scale, L, ok)`, the correlation matrix holding the
+    identity in the masked block, `ok` its checks (finite positive
+    pivots, their ratio, the condition estimate)."""
+    used = mask > 0
+    inv_scale = mask / ops.sqrt(ops.where(used, ops.diagonal(g), 1.0))
     corr = g * inv_scale[:, None] * inv_scale[None, :] + ops.diag(1 - mask)
-    # stats: positive finite pivots, pivot ratio, condition estimate
     chol, stats = _factor_and_checks(corr)
     ok = (stats[0] > 0) & (stats[1] < PIVOT_MAX_RATIO)
     ok = ok & (stats[2] < COV_ROUTE_MAX_CONDITION)
-    kept = ops.sum(ops.cast(used, "int32"))
-    return xc, inv_scale, chol, mask, kept, ok
+    return inv_scale, chol, ok
 
 
 def _whiten_full(acts):

@@ -65,12 +65,12 @@ def _stacked_cca(reps_a, reps_b, rows, cols, chunk=32):
     """Mean canonical correlations of every cell from per-cell products.
 
     Each representation's orthonormal basis `Q_i` is formed once and
-    padded with zero columns to the widest
-    basis `w`, so every cell is one `w x w` product `Q_aᵀ Q_b` (only the
-    upper triangle of a symmetric matrix); the products and their
-    singular values are taken `chunk` cells at a time in one compiled
-    call, with the directions beyond `min(k_a, k_b)` masked. All shapes
-    are fixed for the whole matrix (JAX compiles once).
+    padded with zero columns to the widest basis `w`, so every cell is one
+    `w x w` product `Q_aᵀ Q_b` (only the upper triangle of a symmetric
+    matrix); the products and their singular values are taken `chunk`
+    cells at a time in one compiled call, with the directions beyond
+    `min(k_a, k_b)` masked. All shapes are fixed for the whole matrix (JAX
+    compiles once).
     """
     symmetric = reps_b is reps_a
     cols_a = [_columns_or_none(reps_a.get(i)[0]) for i in range(rows)]

@@ -57,6 +57,13 @@ def test_matrix_equals_pairwise_metrics(metric, probe):
             assert abs(m[i, j] - want) < 1e-5, (i, j)
 
 
+def _related(rng, dx, dy, n=300):
+    """Gaussian `x` (n x dx) and a noisy linear image `y` (n x dy)."""
+    x = rng.standard_normal((n, dx)).astype("float32")
+    y = x @ rng.standard_normal((dx, dy)) + rng.standard_normal((n, dy))
+    return x, y.astype("float32")
+
+
 def test_pwcca_matrix_mixes_routes_per_representation():
     # a representation that fails the covariance route's checks (a neuron
     # that nearly copies another) takes the general route in every cell it
@@ -64,10 +71,7 @@ def test_pwcca_matrix_mixes_routes_per_representation():
     from keras_heuristics.similarity import _pwcca
 
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((300, 8)).astype("float32")
-    y = (
-        x @ rng.standard_normal((8, 9)) + rng.standard_normal((300, 9))
-    ).astype("float32")
+    x, y = _related(rng, 8, 9)
     bad = np.concatenate(
         [x, x[:, :1] + 1e-4 * rng.standard_normal((300, 1))], axis=1
     ).astype("float32")
@@ -175,10 +179,7 @@ def test_cca_matrix_masks_constant_neurons_and_falls_back():
     # exactly collinear neuron defeats the covariance route and takes the
     # QR one; every cell against a float64 QR CCA of the spans
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((300, 8)).astype("float32")
-    y = (
-        x @ rng.standard_normal((8, 6)) + rng.standard_normal((300, 6))
-    ).astype("float32")
+    x, y = _related(rng, 8, 6)
     dead = np.concatenate(
         [x[:, :3], np.full((300, 2), 3.0, "float32"), x[:, 3:]], axis=1
     )
