@@ -109,6 +109,19 @@ def kd_loss(
             f"same shape. Received: teacher_logits.shape={t_shape}, "
             f"student_logits.shape={s_shape}"
         )
+    if reduction == "none":
+        return _reduce(
+            kd_term(teacher_logits, student_logits, temperature, None, False),
+            sample_weight,
+            reduction,
+        )
+    return kd_term(teacher_logits, student_logits, temperature, sample_weight)
+
+
+def kd_term(
+    teacher_logits, student_logits, temperature, sample_weight, mean=True
+):
+    """`kd_loss` on arguments already checked (the training step's path)."""
     teacher_logits = as_float32(teacher_logits)
     student_logits = as_float32(student_logits)
     if isinstance(temperature, float):
@@ -120,8 +133,10 @@ def kd_loss(
     log_p_t = ops.log_softmax(teacher_logits * scale, axis=-1)
     log_p_s = ops.log_softmax(student_logits * scale, axis=-1)
     kl = ops.sum(ops.exp(log_p_t) * (log_p_t - log_p_s), axis=-1)
-    if reduction == "none" or sample_weight is not None:
-        return _reduce(kl * factor, sample_weight, reduction)
+    if not mean:
+        return kl * factor
+    if sample_weight is not None:
+        return _reduce(kl * factor, sample_weight, "sum_over_batch_size")
     return ops.mean(kl) * factor
 
 

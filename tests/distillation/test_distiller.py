@@ -261,3 +261,45 @@ class TestErrors:
             Distiller(*_models(), hints=[("hidden", "nope")])
         with pytest.raises(TypeError, match="hints"):
             Distiller(*_models(), hints="hidden")
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_teacher_activity_losses_stay_out_and_the_students_count(cache):
+    # Activity regularizers on both models: the student's term belongs to
+    # the loss; the frozen teacher's is a constant without gradient, and
+    # counting it made the loss depend on whether the teacher ran in the
+    # step (and broke cached training on TensorFlow).
+    x, y = ref.data()
+    teacher = keras.Sequential(
+        [
+            keras.Input((x.shape[1],)),
+            keras.layers.Dense(
+                16,
+                activation="relu",
+                activity_regularizer=keras.regularizers.L2(10.0),
+            ),
+            keras.layers.Dense(5),
+        ]
+    )
+    hidden = keras.layers.Dense(
+        6, activity_regularizer=keras.regularizers.L2(0.5)
+    )
+    student = keras.Sequential(
+        [keras.Input((x.shape[1],)), hidden, keras.layers.Dense(5)]
+    )
+    features = keras.Model(student.inputs, hidden.output)
+    h = features.predict(x, verbose=0)
+    activity = 0.5 * np.sum(np.square(h)) / len(x)
+    total, kd, ce = _expected_total(teacher, student, x, y, 2.0, 0.4)
+    distiller = Distiller(teacher, student, temperature=2.0, alpha=0.4)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0), loss=SCCE)
+    logs = distiller.fit(
+        x,
+        y,
+        batch_size=len(x),
+        epochs=2,
+        verbose=0,
+        cache_teacher_outputs=cache,
+    ).history
+    np.testing.assert_allclose(logs["distillation_loss"][-1], kd, rtol=1e-5)
+    np.testing.assert_allclose(logs["loss"][-1], total + activity, rtol=1e-5)
