@@ -358,14 +358,7 @@ def cca(x, y, method="auto", rank_tol=RANK_TOL):
 
 
 def _checked_pair(x, y):
-    """`check_pair` whose finiteness check reads the column means that
-    `basis` needs anyway: returns `x, y` and their column means."""
-    x, y = _inputs.check_pair(x, y, min_examples=3, check_finite=False)
-    means = []
-    for name, t in (("x", x), ("y", y)):
-        means.append(ops.mean(t, axis=0))
-        _inputs.check_finite_columns(name, means[-1])
-    return x, y, means[0], means[1]
+    return _inputs.check_pair_and_means(x, y, min_examples=3)
 
 
 def _check_keep(keep):

@@ -31,6 +31,8 @@ References:
       Dependence Maximization", JMLR 2012.
 """
 
+import functools
+
 import keras
 from keras import ops
 
@@ -56,15 +58,25 @@ def _debias(xty, rx, ry, sx, sy, n):
 class FeatureStats:
     """Per-representation statistics for feature-space linear CKA."""
 
-    def __init__(self, x):
+    def __init__(self, x, means=None):
         self.n = int(x.shape[0])
-        self.centred = _inputs.centre(x)
+        if means is None:
+            self.centred = _inputs.centre(x)
+        else:
+            self.centred = x - means[None, :]
         g = _inputs.gram(self.centred)
         self.self_dot = ops.sum(ops.square(g))
-        self.row_sq = ops.cast(
+
+    @functools.cached_property
+    def row_sq(self):
+        # only the debiased estimator needs these (one more pass over x)
+        return ops.cast(
             ops.sum(ops.square(self.centred), axis=1), _inputs.wide()
         )
-        self.total_sq = ops.sum(self.row_sq)
+
+    @functools.cached_property
+    def total_sq(self):
+        return ops.sum(self.row_sq)
 
 
 def linear_cka_from_stats(a, b, debiased=False):
@@ -139,7 +151,7 @@ def linear_cka(x, y, debiased=False):
         Kornblith et al., "Similarity of Neural Network Representations
         Revisited", ICML 2019.
     """
-    x, y = _inputs.check_pair(x, y)
+    x, y, mx, my = _inputs.check_pair_and_means(x, y)
     n = int(x.shape[0])
     _check_debiased(debiased, n)
     if n * n < int(x.shape[1]) * int(y.shape[1]):
@@ -147,7 +159,9 @@ def linear_cka(x, y, debiased=False):
             centre_gram(linear_gram(x), debiased),
             centre_gram(linear_gram(y), debiased),
         )
-    return linear_cka_from_stats(FeatureStats(x), FeatureStats(y), debiased)
+    return linear_cka_from_stats(
+        FeatureStats(x, mx), FeatureStats(y, my), debiased
+    )
 
 
 def rbf_gram(x, sigma=None, threshold=1.0):
