@@ -67,9 +67,9 @@ def _stacked_cca(reps_a, reps_b, rows, cols, chunk=32):
     Each representation's orthonormal basis `Q_i` is formed once and
     padded with zero columns to the widest basis `w`, so every cell is one
     `w x w` product `Q_aᵀ Q_b` (only the upper triangle of a symmetric
-    matrix); the products and their singular values are taken `chunk`
-    cells at a time in one compiled call, with the directions beyond
-    `min(k_a, k_b)` masked. All shapes are fixed for the whole matrix (JAX
+    matrix, whose diagonal is exactly 1); the products and their singular
+    values are taken `chunk` cells at a time in one compiled call, with the
+    directions beyond `min(k_a, k_b)` masked. All shapes are fixed for the whole matrix (JAX
     compiles once).
     """
     symmetric = reps_b is reps_a
@@ -88,9 +88,14 @@ def _stacked_cca(reps_a, reps_b, rows, cols, chunk=32):
     cells = [
         (i, j)
         for i in range(rows)
-        for j in range(i if symmetric else 0, cols)
+        for j in range(i + 1 if symmetric else 0, cols)
         if cols_a[i][1] > 0 and cols_b[j][1] > 0
     ]
+    if symmetric:  # a representation against itself: every correlation is 1
+        for i in range(rows):
+            out[i, i] = 1.0 if cols_a[i][1] > 0 else 0.0
+    if not cells:
+        return out
     chunk = -(-len(cells) // max(1, -(-len(cells) // chunk)))  # equal
     for start in range(0, len(cells), chunk):
         part = cells[start : start + chunk]

@@ -190,3 +190,22 @@ def test_cca_matrix_masks_constant_neurons_and_falls_back():
         for j, b in enumerate(spans):
             want = float(_data.exact_cca(a, b).mean())
             assert abs(m[i, j] - want) < 1e-5, (i, j)
+
+
+@pytest.mark.parametrize("metric", ["svcca", "cca"])
+def test_matrix_with_an_all_constant_representation(metric):
+    # no neuron varies: no directions, similarity 0 against anything (as
+    # the pair functions give); the diagonal of the others is exactly 1
+    rng = np.random.default_rng(5)
+    x, y = _related(rng, 5, 4)
+    flat = np.full((300, 4), 2.0, "float32")
+    m = pairwise_matrix([flat, x, y], metric=metric)
+    fn = svcca if metric == "svcca" else lambda a, b: keras.ops.mean(cca(a, b))
+    want = float(fn(x, y))
+    np.testing.assert_array_equal(m[0], 0.0)
+    np.testing.assert_array_equal(m[:, 0], 0.0)
+    np.testing.assert_array_equal(np.diagonal(m)[1:], 1.0)
+    assert abs(m[1, 2] - want) < 1e-5 and abs(m[2, 1] - want) < 1e-5
+    np.testing.assert_array_equal(
+        pairwise_matrix([flat], [flat, x], metric=metric), 0.0
+    )
