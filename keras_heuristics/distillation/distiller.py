@@ -410,8 +410,14 @@ class Distiller(keras.Model):
 
     def get_config(self):
         config = super().get_config()
+        teacher = keras.saving.serialize_keras_object(self.teacher)
+        # The teacher's own training setup (say the optimizer it was trained
+        # with) is left out: its state could not load onto the frozen copy,
+        # which has no trainable weights for it, and the distiller never
+        # trains the teacher.
+        teacher.pop("compile_config", None)
         config.update(
-            teacher=keras.saving.serialize_keras_object(self.teacher),
+            teacher=teacher,
             student=keras.saving.serialize_keras_object(self.student),
             temperature=_schedules_base.serialize_inner(self.temperature),
             alpha=_schedules_base.serialize_inner(self.alpha),

@@ -124,6 +124,10 @@ def test_teacher_frozen_weights_and_batch_norm_statistics():
 def test_save_load_and_train_on_without_compile(tmp_path):
     teacher, student = _models(batch_norm=True)
     x, y = ref.data()
+    # a teacher trained first, as usual: its own optimizer state must not
+    # get in the way of loading (no warning below)
+    teacher.compile(optimizer="adam", loss=SCCE)
+    teacher.fit(x, y, epochs=1, batch_size=16, verbose=0)
     distiller = Distiller(
         teacher,
         student,
