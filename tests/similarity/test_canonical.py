@@ -80,11 +80,12 @@ def test_pwcca_matches_google(method):
 # The reference adds the neuron means back to sign-ambiguous singular
 # vectors, so with non-zero means its value depends on the signs its SVD
 # picks (flipping them moves this case by ~3e-3): the numbers above are
-# NumPy's with OpenBLAS' LAPACK. On this case TensorFlow's and PyTorch's
-# float64 SVDs happen to pick the same signs; on other shapes and data
-# they do not (PyTorch's MKL differs from OpenBLAS for much wider or
-# slightly taller matrices, TensorFlow's own SVD more often), and JAX
-# without x64 decomposes a float32 matrix (see `pwcca`'s docstring).
+# NumPy's with OpenBLAS' LAPACK. On this case PyTorch's float64 SVD and
+# TensorFlow's float32 one (of an equivalent matrix) happen to pick the
+# same signs; on other shapes and data they do not (PyTorch's MKL differs
+# from OpenBLAS for much wider or slightly taller matrices, TensorFlow's
+# own SVD almost always), and JAX without x64 decomposes a float32 matrix
+# (see `pwcca`'s docstring).
 @pytest.mark.only_backends("tensorflow", "torch")
 @pytest.mark.parametrize("method", ["cov", "qr"])
 def test_pwcca_matches_google_with_non_zero_means(method):
