@@ -12,8 +12,8 @@ compiled functions per shape:
   correlation matrix with its checks (as `canonical.basis`'s covariance
   route, the identity in the masked block), and the frame `G^{-1/2}`
   (`canonical._whitening_frame`: from the float32 eigendecomposition when
-  its condition number is below `FLOAT32_MAX_CONDITION`, else
-  `G^{1/2} W Wᵀ` with the Cholesky whitening `W`); the masked block of
+  its condition number is below `FLOAT32_MAX_CONDITION`, else from the SVD
+  of the scaled Cholesky factor); the masked block of
   `G` is filled with the mean variance, so the condition number is that
   of the non-constant block;
 - `_cell(a, b, shape)`: `M = F_a X̄_aᵀ X̄_b F_bᵀ` with the masked rows and
@@ -68,16 +68,14 @@ def side(x):
         return canonical._inv_sqrt_from_eigh(lam, v)
 
     def through_cholesky():
-        # G^{1/2} W Wᵀ = G^{-1/2}, with W = D⁻¹ L⁻ᵀ the Cholesky whitening
-        root = _inputs.mm(
-            v * ops.sqrt(ops.maximum(lam, 0.0))[None, :], ops.transpose(v)
-        )
-        eye = ops.eye(ops.shape(g)[0], dtype="float32")
-        w = ops.transpose(ops.solve_triangular(chol, eye, lower=True))
-        w = w * inv_scale[:, None]
-        return _inputs.mm(_inputs.mm(root, w), ops.transpose(w))
+        # G^{-1/2} from the SVD of D L, D the scales (the masked ones
+        # filled as above, where L holds the identity)
+        scale = ops.sqrt(ops.where(mask > 0, ops.diagonal(g), fill))
+        return canonical.inv_sqrt_from_factor(scale[:, None] * chol)
 
     frame = ops.cond(direct, inverse_root, through_cholesky)
+    limit = canonical.PWCCA_FLOAT32_MAX_GRAM_CONDITION
+    ok = ok & (ops.max(lam) < limit * ops.min(lam))
     return xc, g, means, mask, frame, kept, ok
 
 

@@ -734,7 +734,8 @@ def _whitening_frame(a):
     about the float's epsilon times `λ_max / λ_min`. The float32
     eigendecomposition (two to three times cheaper on a CPU) is used up to
     `FLOAT32_MAX_CONDITION`, and `F` is then float32; the wide float's up to
-    `_direct_max_condition()`. Beyond, and for the other forms,
+    `_direct_max_condition()`. Beyond, `F` comes from the SVD of the
+    scaled Cholesky factor (`inv_sqrt_from_factor`). For the other forms
     `F = O Wᵀ` with `O = G^{1/2} W` (`_neuron_frame`), whose error follows
     the equilibrated whitening `W` instead of `G`'s scales.
     """
@@ -749,11 +750,23 @@ def _whitening_frame(a):
         condition = _condition(lam)
     if condition < _direct_max_condition():
         return _inv_sqrt_from_eigh(lam, v)
-    root = _inputs.mm(
-        v * ops.sqrt(ops.maximum(lam, 0.0))[None, :], ops.transpose(v)
-    )
-    w = a.explicit_w()
-    return _inputs.mm(_inputs.mm(root, w), ops.transpose(w))
+    factor = ops.cast(a.chol, _inputs.wide())
+    scale = 1.0 / ops.cast(a.inv_scale, _inputs.wide())
+    return inv_sqrt_from_factor(scale[:, None] * factor)
+
+
+def inv_sqrt_from_factor(r):
+    """`G^{-1/2} = U S⁻¹ Uᵀ` for `G = R Rᵀ`, from the SVD `R = U S Vᵀ`.
+
+    `R = D L` (the neuron scales times the Cholesky factor of the
+    correlation matrix) has the square root of `G`'s condition number, so
+    in float32 the smallest singular value keeps a relative error of about
+    `eps * sqrt(λ_max / λ_min)`, where `G`'s own eigendecomposition loses
+    `eps * λ_max / λ_min` (5% for neurons whose scales span 1e3, which
+    moved PWCCA by up to 3e-3).
+    """
+    u, s, _ = ops.svd(r, full_matrices=False)
+    return _inputs.mm(u / s[None, :], ops.transpose(u))
 
 
 def _neuron_frame(a):
@@ -772,16 +785,15 @@ def _neuron_frame(a):
     return _inputs.mm(polar, a.w)
 
 
-def _projection_weights(a, x_raw, u_g, k):
+def _projection_weights(a, x_raw, u_g, k, wide):
     """`α_i = Σ_j |⟨p_i, z_j⟩|` with `P` the orthonormalised `X̄ u_g + μ`.
 
     With `D = X̄ u_g + 1 μ_kᵀ` and `X̄ᵀ1 = 0`, `DᵀD = u_gᵀ G u_g + n μ_k μ_kᵀ`
     and `DᵀZ = u_gᵀ G + n μ_k μᵀ` are `d x d`; `PᵀZ = L⁻¹ DᵀZ` with
     `DᵀD = L Lᵀ` (Cholesky QR), so nothing of size `n` is formed beyond the
-    Gram `G`. When `DᵀD` is too ill-conditioned for that in the wide float,
+    Gram `G`. When `DᵀD` is too ill-conditioned for that in `wide`,
     a Householder QR of `D` is used instead.
     """
-    wide = _inputs.wide()
     xc = a.centred
     n = float(xc.shape[0])
     g = ops.cast(a.g, wide)
@@ -820,7 +832,7 @@ def _left_singular_pairs(a, b):
 
 
 def _left_singular_pairs_fast(a, b):
-    """`(u_g, s)` from `M' = F_x (TxᵀTy) W_y` in float32: `W_y` is any
+    """`(u_g, s)` in float32 from `M' = F_x (TxᵀTy) W_y`: `W_y` is any
     whitening of `y` (its Cholesky one, with no eigendecomposition), and
     `M = M' Q` with `Q` orthogonal, so `M'` has the same left singular
     vectors and singular values. TensorFlow's own SVD does not reproduce
@@ -837,8 +849,7 @@ def _left_singular_pairs_fast(a, b):
     else:
         m = _inputs.mm(ops.cast(m, b.w.dtype), b.w)
     u_g, s, _ = ops.svd(ops.cast(m, "float32"), full_matrices=False)
-    wide = _inputs.wide()
-    return ops.cast(u_g, wide), ops.cast(s, wide)
+    return u_g, s
 
 
 def pwcca_from_bases(a, b, x_raw):
@@ -852,12 +863,16 @@ def pwcca_from_bases(a, b, x_raw):
     # singular vector; decomposing the same matrix M as the reference
     # reproduces it where the LAPACK builds agree (see `pwcca`).
     if keras.backend.backend() == "tensorflow":
+        # float32 throughout, as on JAX: the weights' Cholesky QR keeps its
+        # float32 limit and Householder fallback (24 ms less at 512)
         u_g, s = _left_singular_pairs_fast(a, b)
+        dtype = "float32"
     else:
         u_g, s = _left_singular_pairs(a, b)
+        dtype = _inputs.wide()
     k = min(a.rank, b.rank)
     rho = ops.clip(s[:k], 0.0, 1.0)
-    weights = _projection_weights(a, x_raw, u_g[:, :k], k)
+    weights = _projection_weights(a, x_raw, u_g[:, :k], k, dtype)
     weights = weights / ops.sum(weights)
     return ops.cast(ops.sum(weights * rho), "float32")
 
@@ -928,8 +943,32 @@ def pwcca(x, y, method="auto"):
             value = _pwcca.pair(x, y)
             if value is not None:
                 return ops.cast(value, "float32")
-    bx, by = basis(x, method, means=mx), basis(y, method, means=my)
+    bx = pwcca_basis(x, method, means=mx)
+    by = pwcca_basis(y, method, means=my)
     return pwcca_pair(bx, by, x, y)
+
+
+# Largest `λ_max / λ_min` of a Gram for which PWCCA in float32 takes the
+# covariance route's frame: beyond, neurons of very different scales make
+# the frame lose digits (1e-4 at 1e8, 1.5e-3 at 1e10 against float64), and
+# the QR route, which never forms it from the Gram, is taken instead.
+PWCCA_FLOAT32_MAX_GRAM_CONDITION = 1e6
+
+
+def pwcca_basis(x, method="auto", means=None):
+    """`basis` for PWCCA: in float32, the QR route where the Gram's
+    condition number exceeds `PWCCA_FLOAT32_MAX_GRAM_CONDITION`."""
+    b = basis(x, method, means=means)
+    if (
+        method == "auto"
+        and b is not None
+        and b.w is None
+        and _inputs.wide() == "float32"
+    ):
+        lam = ops.eigh(b.g)[0]
+        if _condition(lam) >= PWCCA_FLOAT32_MAX_GRAM_CONDITION:
+            return basis(x, "qr", means=means)
+    return b
 
 
 def pwcca_pair(bx, by, x, y):

@@ -298,7 +298,7 @@ def _pwcca_summaries(acts):
     `canonical.basis`; the raw `x` is kept for the projection weights."""
     sides = _pwcca.sides(acts) if _pwcca.applies() else [None] * len(acts)
     return [
-        (s if s is not None else cca_lib.basis(x), x)
+        (s if s is not None else cca_lib.pwcca_basis(x), x)
         for s, x in zip(sides, acts)
     ]
 
@@ -317,9 +317,9 @@ def cell(metric, a, b, gram_space=False):
                 return value
         # the general route for both sides (one of them failed its checks)
         if isinstance(ra, _pwcca.Side):
-            ra = cca_lib.basis(xa)
+            ra = cca_lib.pwcca_basis(xa)
         if isinstance(rb, _pwcca.Side):
-            rb = cca_lib.basis(xb)
+            rb = cca_lib.pwcca_basis(xb)
         return cca_lib.pwcca_pair(ra, rb, xa, xb)
     if metric == "rbf_cka" or gram_space:
         return cka_lib.cka_from_grams(ra, rb)

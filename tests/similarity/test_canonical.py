@@ -127,6 +127,22 @@ def test_pwcca_on_centred_data_matches_float64_for_any_shapes(widths):
     assert abs(float(pwcca(y, x)) - want) < 1e-4
 
 
+@pytest.mark.parametrize("span", [1e3, 1e5])
+def test_pwcca_with_neurons_of_very_different_scales(span):
+    # the correlations do not depend on the scales, but the reference's
+    # frame G^{-1/2} does; in float32 its Gram loses the small eigenvalues
+    # (the frame from it moved PWCCA by 3e-3 at a span of 1e3)
+    rng = np.random.default_rng(11)
+    z = rng.standard_normal((400, 5))
+    x = z @ rng.standard_normal((5, 10)) + rng.standard_normal((400, 10))
+    y = z @ rng.standard_normal((5, 14)) + rng.standard_normal((400, 14))
+    x = x * np.logspace(0, np.log10(span), 10)[None, :]
+    x, y = ((a - a.mean(0)).astype("float32") for a in (x, y))
+    want = _data.exact_pwcca(x, y)
+    assert abs(float(pwcca(x, y)) - want) < 1e-4
+    assert abs(float(pwcca(y, x)) - want) < 1e-4
+
+
 @pytest.mark.only_backends("jax")
 def test_pwcca_with_varying_dead_neurons_compiles_per_variant():
     # each new count of constant neurons used to compile every eager
