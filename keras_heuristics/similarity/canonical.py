@@ -950,9 +950,11 @@ def pwcca(x, y, method="auto"):
 
 # Largest `λ_max / λ_min` of a Gram for which PWCCA in float32 takes the
 # covariance route's frame: beyond, neurons of very different scales make
-# the frame lose digits (1e-4 at 1e8, 1.5e-3 at 1e10 against float64), and
-# the QR route, which never forms it from the Gram, is taken instead.
-PWCCA_FLOAT32_MAX_GRAM_CONDITION = 1e6
+# the frame lose digits (against float64: 4e-5 at 1e7, 2e-4 at 1e8, 2e-3
+# at 1e10), and the QR route, which never forms it from the Gram, is taken
+# instead (eagerly on JAX, compiling for every new count of constant
+# neurons: nearly dead ReLU neurons put layers there).
+PWCCA_FLOAT32_MAX_GRAM_CONDITION = 1e7
 
 
 def pwcca_basis(x, method="auto", means=None):
