@@ -121,9 +121,16 @@ class _Basis:
         self.inv_scale = inv_scale
         self.kept = kept  # indices of the non-constant neurons
         self.centred = centred  # X̄ restricted to the kept neurons
+        self._gram_eigh = None
         if rank is None:
             rank = int(chol.shape[0] if w is None else w.shape[1])
         self.rank = rank  # directions in use (padded ones are zero)
+
+    def gram_eigh(self):
+        """`(λ, V)` of the float32 Gram, computed once."""
+        if self._gram_eigh is None:
+            self._gram_eigh = ops.eigh(self.g)
+        return self._gram_eigh
 
     def apply_wt(self, m):
         """`Wᵀ m` for an (m, p) matrix."""
@@ -741,7 +748,7 @@ def _whitening_frame(a):
     """
     if a.w is not None:
         return _inputs.mm(_neuron_frame(a), ops.transpose(a.w))
-    lam, v = ops.eigh(a.g)  # float32
+    lam, v = a.gram_eigh()  # float32
     condition = _condition(lam)
     if condition < FLOAT32_MAX_CONDITION:
         return _inv_sqrt_from_eigh(lam, v)
@@ -817,15 +824,20 @@ def _projection_weights(a, x_raw, u_g, k, wide):
     return ops.sum(ops.abs(ptz), axis=1)
 
 
+def _frame_cross(f_a, a, b):
+    """`F_a TaᵀTb`, in float32 when the frame is, else in the wide float."""
+    if _float_name(f_a) == "float32":
+        return _inputs.mm(f_a, _inputs.gram32(a.t, b.t))
+    return _inputs.mm(f_a, _inputs.gram(a.t, b.t))
+
+
 def _left_singular_pairs(a, b):
     """`(u_g, s)` from the SVD of `M` itself, in the wide float."""
     f_a, f_b = _whitening_frame(a), _whitening_frame(b)
-    if _float_name(f_a) == _float_name(f_b) == "float32":
-        # both frames from float32 eigendecompositions: M to that precision
-        m = _inputs.mm(f_a, _inputs.gram32(a.t, b.t))
-    else:
+    if not _float_name(f_a) == _float_name(f_b) == "float32":
+        # M in float32 only when both frames come from float32 eigh
         f_a, f_b = ops.cast(f_a, _inputs.wide()), ops.cast(f_b, _inputs.wide())
-        m = _inputs.mm(f_a, _inputs.gram(a.t, b.t))
+    m = _frame_cross(f_a, a, b)
     m = ops.cast(_inputs.mm(m, ops.transpose(f_b)), _inputs.wide())
     u_g, s, _ = ops.svd(m, full_matrices=False)
     return u_g, s
@@ -839,11 +851,7 @@ def _left_singular_pairs_fast(a, b):
     LAPACK's signs even on `M` in float64 (0 of 40 random ReLU pairs
     within 1e-4 of the reference), so there the exact `M` in float64
     (133-157 ms at 512 x 512) is not worth its cost."""
-    f_a = _whitening_frame(a)
-    if _float_name(f_a) == "float32":
-        m = _inputs.mm(f_a, _inputs.gram32(a.t, b.t))
-    else:
-        m = _inputs.mm(f_a, _inputs.gram(a.t, b.t))
+    m = _frame_cross(_whitening_frame(a), a, b)
     if b.w is None:  # Cholesky form: m W_y = (W_yᵀ mᵀ)ᵀ
         m = ops.transpose(b.apply_wt(ops.transpose(m)))
     else:
@@ -967,7 +975,7 @@ def pwcca_basis(x, method="auto", means=None):
         and b.w is None
         and _inputs.wide() == "float32"
     ):
-        lam = ops.eigh(b.g)[0]
+        lam = b.gram_eigh()[0]  # reused by the frame
         if _condition(lam) >= PWCCA_FLOAT32_MAX_GRAM_CONDITION:
             return basis(x, "qr", means=means)
     return b

@@ -69,8 +69,8 @@ def _stacked_cca(reps_a, reps_b, rows, cols, chunk=32):
     `w x w` product `Q_aᵀ Q_b` (only the upper triangle of a symmetric
     matrix, whose diagonal is exactly 1); the products and their singular
     values are taken `chunk` cells at a time in one compiled call, with the
-    directions beyond `min(k_a, k_b)` masked. All shapes are fixed for the whole matrix (JAX
-    compiles once).
+    directions beyond `min(k_a, k_b)` masked. All shapes are fixed for the
+    whole matrix (JAX compiles once).
     """
     symmetric = reps_b is reps_a
     cols_a = [_columns_or_none(reps_a.get(i)[0]) for i in range(rows)]
@@ -93,7 +93,8 @@ def _stacked_cca(reps_a, reps_b, rows, cols, chunk=32):
     ]
     if symmetric:  # a representation against itself: every correlation is 1
         for i in range(rows):
-            out[i, i] = 1.0 if cols_a[i][1] > 0 else 0.0
+            if cols_a[i][1] > 0:
+                out[i, i] = 1.0
     if not cells:
         return out
     chunk = -(-len(cells) // max(1, -(-len(cells) // chunk)))  # equal
