@@ -36,8 +36,14 @@ vectors; those, like the signs of any other SVD implementation, are a
 matter of convention (see `canonical.pwcca` on the reference's
 dependence on them).
 
-Where a side fails the covariance route's conditions, the caller takes
-the general route (`canonical.basis`, QR where needed).
+A side the covariance route's frame does not serve (a correlation matrix
+beyond its checks, as pooled convolutional features often have, or a Gram
+too ill-conditioned for `G^{-1/2}` in float32, as nearly dead ReLU
+neurons give) takes the QR route's frame, also at full width and compiled
+(`qr_side`): `T = Q` from the QR of the equilibrated data, `F` the polar
+factor of `QᵀX̄`, the same `M`. Only where the correlation matrix has no
+float32 Cholesky factor, or the QR route's rank guard would drop
+directions, does the caller take the general route (`canonical.basis`).
 """
 
 import collections
@@ -50,7 +56,10 @@ from keras_heuristics.similarity import canonical
 
 def side(x):
     """Per-representation work (module doc): `(xc, g, means, mask, frame,
-    kept, ok)`, all at the full width, non-constant neurons first."""
+    kept, factored, well)`, all at the full width, non-constant neurons
+    first; `factored`: the correlation matrix has a float32 Cholesky
+    factor; `well`: the covariance route's checks hold and the Gram is
+    well enough conditioned for the frame (else `qr_side` is needed)."""
     means, xc, g, used = canonical.live_columns(x)
     order = ops.argsort(1 - ops.cast(used, "int32"))  # stable: kept first
     mask = ops.cast(ops.take(used, order), "float32")
@@ -59,7 +68,7 @@ def side(x):
     g = g * mask[:, None] * mask[None, :]
     means = ops.take(means, order)
     kept = ops.sum(ops.cast(used, "int32"))
-    inv_scale, chol, ok = canonical.masked_cholesky(g, mask)
+    inv_scale, chol, ok, factored = canonical.masked_cholesky(g, mask)
     fill = ops.sum(ops.diagonal(g)) / ops.cast(ops.maximum(kept, 1), "float32")
     lam, v = ops.eigh(g + ops.diag((1 - mask) * fill))
     direct = ops.max(lam) < canonical.FLOAT32_MAX_CONDITION * ops.min(lam)
@@ -75,16 +84,43 @@ def side(x):
 
     frame = ops.cond(direct, inverse_root, through_cholesky)
     limit = canonical.PWCCA_FLOAT32_MAX_GRAM_CONDITION
-    ok = ok & (ops.max(lam) < limit * ops.min(lam))
-    return xc, g, means, mask, frame, kept, ok
+    well = ok & (ops.max(lam) < limit * ops.min(lam))
+    return xc, g, means, mask, frame, kept, factored, well
+
+
+def qr_side(xc, g, mask, kept):
+    """The QR route's `(t, frame, full_rank)` at full width, for a side
+    the covariance route's frame does not serve: a correlation matrix
+    beyond its checks (`canonical.COV_ROUTE_MAX_CONDITION`), or a Gram too
+    ill-conditioned for `G^{-1/2}` in float32
+    (`canonical.PWCCA_FLOAT32_MAX_GRAM_CONDITION`: neurons of very
+    different scales). `Q R` is the Householder QR of the equilibrated
+    `X̄ D⁻¹` (masked columns zero), and with `QᵀX̄ = U S Vᵀ`,
+    `G^{-1/2} X̄ᵀ = V Uᵀ Qᵀ` over the `kept` leading singular directions,
+    so `M = F_a (T_aᵀ T_b) F_bᵀ` holds with `T = Q` and `F = V Uᵀ` (as
+    `canonical._neuron_frame`'s QR route). `full_rank`: `R` keeps all
+    `kept` directions under `canonical.basis`'s rank guard (else the
+    general route, which drops directions, is taken)."""
+    used = mask > 0
+    inv_scale = mask / ops.sqrt(ops.where(used, ops.diagonal(g), 1.0))
+    q, r = ops.qr(xc * inv_scale[None, :], mode="reduced")
+    spectrum = ops.svd(r, compute_uv=False)
+    last = ops.take(spectrum, ops.maximum(kept - 1, 0))
+    full_rank = last > canonical.RANK_TOL * spectrum[0]
+    u, _, vt = ops.svd(_inputs.gram32(q, xc), full_matrices=False)
+    live = ops.cast(ops.arange(int(xc.shape[1])) < kept, "float32")
+    frame = _inputs.mm(ops.transpose(vt) * live[None, :], ops.transpose(u))
+    return q, frame, full_rank
 
 
 def _cell(a, b, shape):
-    xa, ga, ma, mask_a, fa, ka, _ = a
-    xb, _, _, mask_b, fb, _, _ = b
+    xa, ga, ma, mask_a, fa, ka, ta = a
+    xb, _, _, mask_b, fb, _, tb = b
+    ta = xa if ta is None else ta  # the QR route's T (`qr_side`)
+    tb = xb if tb is None else tb
     n = ops.cast(ops.shape(xa)[0], "float32")
     da, db = int(xa.shape[1]), int(xb.shape[1])
-    m = _inputs.mm(_inputs.mm(fa, _inputs.gram32(xa, xb)), ops.transpose(fb))
+    m = _inputs.mm(_inputs.mm(fa, _inputs.gram32(ta, tb)), ops.transpose(fb))
     m = m * mask_a[:, None] * mask_b[None, :]
     rows = max(da, db)
     cols = {"square": rows, "lower": rows + 1, "wide": 2 * rows}[shape]
@@ -148,19 +184,48 @@ def applies():
 
 
 class Side(collections.namedtuple("Side", ["parts", "kept"])):
-    """`side`'s tensors of one representation whose checks held, and its
-    number of non-constant neurons (a host integer)."""
+    """The tensors of one representation whose checks held, `(X̄, G, μ,
+    mask, F, kept, T)` with `T` None where it is `X̄` (`side`) and the
+    QR route's where that route was needed (`qr_side`), and its number
+    of non-constant neurons (a host integer)."""
 
 
-def sides(acts):
+def _flags(tensors):
+    """Small int32 tensors read back to the host in one transfer."""
+    if not tensors:
+        return []
+    stacked = ops.stack([ops.cast(t, "int32") for t in tensors])
+    return [int(v) for v in ops.convert_to_numpy(stacked)]
+
+
+def sides(acts, qr=True):
     """`side` of every matrix in `acts` in one compiled call, the kept
-    counts and checks read back together: a `Side` per matrix, or None
-    where the covariance route's checks failed."""
+    counts and checks read back together, then `qr_side` where the
+    covariance route's frame does not serve: a `Side` per matrix, or None
+    where the general route is needed (no float32 Cholesky factor of the
+    correlation matrix, a rank the QR route's guard would reduce, or,
+    with `qr=False`, the covariance route forced)."""
     out = _inputs.compiled(_sides)(list(acts))
-    flags = ops.convert_to_numpy(
-        ops.stack([ops.stack([s[5], ops.cast(s[6], "int32")]) for s in out])
-    )
-    return [Side(s, int(k)) if ok else None for s, (k, ok) in zip(out, flags)]
+    flags = _flags([f for s in out for f in s[5:]])
+    parts, checks = [], []
+    for i, s in enumerate(out):
+        kept, factored, well = flags[3 * i : 3 * i + 3]
+        if not factored or not (well or qr):
+            parts.append(None)
+        elif well:
+            parts.append(s[:6] + (None,))
+        else:
+            xc, g, _, mask, _, count = s[:6]
+            t, frame, full_rank = _inputs.compiled(qr_side)(xc, g, mask, count)
+            parts.append(s[:4] + (frame, count, t))
+            checks.append((i, full_rank))
+    for (i, _), full_rank in zip(checks, _flags([c for _, c in checks])):
+        if not full_rank:
+            parts[i] = None
+    return [
+        None if p is None else Side(p, flags[3 * i])
+        for i, p in enumerate(parts)
+    ]
 
 
 def value(a, b):
@@ -180,10 +245,11 @@ def value(a, b):
     return result
 
 
-def pair(x, y):
+def pair(x, y, qr=True):
     """`canonical.pwcca`'s value by this route, or None where a check
-    fails (then the caller takes the general route)."""
-    a, b = sides([x, y])
+    fails (then the caller takes the general route); `qr=False` (the
+    covariance route forced) leaves ill-conditioned Grams to it too."""
+    a, b = sides([x, y], qr)
     if a is None or b is None:
         return None
     return value(a, b)

@@ -611,7 +611,7 @@ def _whitening_at_full_width(x):
     kept neurons and whether the route's conditions hold."""
     _, xc, g, used = live_columns(x)
     mask = ops.cast(used, "float32")
-    inv_scale, chol, ok = masked_cholesky(g, mask)
+    inv_scale, chol, ok, _ = masked_cholesky(g, mask)
     kept = ops.sum(ops.cast(used, "int32"))
     return xc, inv_scale, chol, mask, kept, ok
 
@@ -630,16 +630,18 @@ def live_columns(x):
 
 def masked_cholesky(g, mask):
     """The covariance route on a Gram whose masked neurons have zero rows
-    and columns: `(inv_scale, L, ok)`, the correlation matrix holding the
-    identity in the masked block, `ok` its checks (finite positive
-    pivots, their ratio, the condition estimate)."""
+    and columns: `(inv_scale, L, ok, factored)`, the correlation matrix
+    holding the identity in the masked block, `ok` its checks (finite
+    positive pivots, their ratio, the condition estimate), `factored`
+    the first of them alone."""
     used = mask > 0
     inv_scale = mask / ops.sqrt(ops.where(used, ops.diagonal(g), 1.0))
     corr = g * inv_scale[:, None] * inv_scale[None, :] + ops.diag(1 - mask)
     chol, stats = _factor_and_checks(corr)
-    ok = (stats[0] > 0) & (stats[1] < PIVOT_MAX_RATIO)
+    factored = stats[0] > 0
+    ok = factored & (stats[1] < PIVOT_MAX_RATIO)
     ok = ok & (stats[2] < COV_ROUTE_MAX_CONDITION)
-    return inv_scale, chol, ok
+    return inv_scale, chol, ok, factored
 
 
 def _whiten_full(acts):
@@ -911,7 +913,8 @@ def pwcca(x, y, method="auto"):
     QR of the `n x d` directions as fallback when they are
     ill-conditioned. On JAX (float32) the covariance route runs at the
     full widths with constant neurons masked (`_pwcca`), so a new count
-    of them does not compile anew.
+    of them does not compile anew (the QR route's frame included, for
+    layers beyond the covariance route's checks).
 
     Signs: because the reference adds the means back, its value on
     activations with non-zero means (ReLU layers) depends on the sign its
@@ -948,7 +951,7 @@ def pwcca(x, y, method="auto"):
         from keras_heuristics.similarity import _pwcca
 
         if _pwcca.applies():  # JAX: shapes that do not depend on the data
-            value = _pwcca.pair(x, y)
+            value = _pwcca.pair(x, y, qr=method == "auto")
             if value is not None:
                 return ops.cast(value, "float32")
     bx = pwcca_basis(x, method, means=mx)
@@ -960,8 +963,8 @@ def pwcca(x, y, method="auto"):
 # covariance route's frame: beyond, neurons of very different scales make
 # the frame lose digits (against float64: 4e-5 at 1e7, 2e-4 at 1e8, 2e-3
 # at 1e10), and the QR route, which never forms it from the Gram, is taken
-# instead (eagerly on JAX, compiling for every new count of constant
-# neurons: nearly dead ReLU neurons put layers there).
+# instead (on JAX at full width and compiled, `_pwcca.qr_side`: nearly dead
+# ReLU neurons put layers there).
 PWCCA_FLOAT32_MAX_GRAM_CONDITION = 1e7
 
 

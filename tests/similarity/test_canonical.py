@@ -165,6 +165,40 @@ def test_pwcca_with_varying_dead_neurons_compiles_per_variant():
 
 
 @pytest.mark.only_backends("jax")
+@pytest.mark.parametrize("case", ["correlated", "scales"])
+def test_pwcca_full_width_route_takes_the_qr_frame_compiled(case):
+    # a correlation matrix beyond the covariance route's checks, or a Gram
+    # beyond float32's frame G^{-1/2} (nearly dead ReLU neurons), used to
+    # send the layer to the general route, whose eager operations compile
+    # anew for every count of constant neurons (0.9 s a fit of the digits
+    # CNN's callback); the full-width route now takes the QR frame there,
+    # compiled once per shape
+    from keras_heuristics.similarity import _inputs
+    from keras_heuristics.similarity import _pwcca
+
+    rng = np.random.default_rng(5)
+    x, y = _centred_relu(300, (12, 12), seed=5)
+    if case == "correlated":  # correlation condition ~1e4 ... 1e5
+        x[:, 6:] = x[:, :6] + 1e-2 * rng.standard_normal((300, 6))
+    else:  # scales over four decades: a Gram condition beyond 1e8
+        x = x * np.logspace(0, 4, 12)[None, :]
+    x = (x - x.mean(0)).astype("float32")
+    qr_side = _inputs.compiled(_pwcca.qr_side)
+    sizes = []
+    for dead in (0, 1, 3):
+        xd = x.copy()
+        xd[:, 3 : 3 + dead] = 0.0
+        side = _pwcca.sides([xd])[0]
+        assert side is not None and side.parts[6] is not None, dead
+        want = _data.exact_pwcca(xd, y)
+        assert abs(float(_pwcca.pair(xd, y)) - want) < 1e-4, dead
+        want = _data.exact_pwcca(y, xd)  # y weighs where the widths tie
+        assert abs(float(pwcca(y, xd)) - want) < 1e-4, dead
+        sizes.append(qr_side._cache_size())
+    assert sizes[0] == sizes[-1]  # no new compilation for a new count
+
+
+@pytest.mark.only_backends("jax")
 def test_pwcca_full_width_route_has_the_householder_fallback(monkeypatch):
     # large means make DᵀD ill-conditioned: the general route then
     # orthonormalises the directions by Householder QR, and so must the
