@@ -106,11 +106,16 @@ def check_pair_and_means(x, y, min_examples=2):
     """`check_pair` whose finiteness check reads the column means that
     centring needs anyway: returns `x, y` and their column means."""
     x, y = check_pair(x, y, min_examples=min_examples, check_finite=False)
+    return (x, y, *checked_means(x, y))
+
+
+def checked_means(x, y):
+    """The column means of two checked matrices, raising unless finite."""
     means = []
     for name, t in (("x", x), ("y", y)):
         means.append(ops.mean(t, axis=0))
         check_finite_columns(name, means[-1])
-    return x, y, means[0], means[1]
+    return means
 
 
 def centre(x):
