@@ -17,11 +17,14 @@ def wide_float():
     return "float64"
 
 
-def compile_function(fn):
+def compile_function(fn, static_shapes=False):
     """`fn` compiled for the active backend (a pure function of tensors).
 
     `jax.jit` on JAX, `tf.function` on TensorFlow, and on PyTorch `fn` run
-    eagerly without recording gradients.
+    eagerly without recording gradients. TensorFlow's function relaxes
+    its inputs' shapes from the second one it sees (one trace for any batch
+    size) unless `static_shapes`: then, as JAX's always does, it traces
+    each new shape, for functions that read sizes off their inputs.
     """
     backend = keras.backend.backend()
     if backend == "jax":
@@ -31,7 +34,7 @@ def compile_function(fn):
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(fn, reduce_retracing=True)
+        return tf.function(fn, reduce_retracing=not static_shapes)
     if backend == "torch":
         import torch
 
@@ -46,12 +49,13 @@ def compile_function(fn):
 _COMPILED = {}
 
 
-def compiled(fn):
-    """`compile_function(fn)`, made once per process and function, so that
-    every caller shares its cache of traced shapes."""
-    if fn not in _COMPILED:
-        _COMPILED[fn] = compile_function(fn)
-    return _COMPILED[fn]
+def compiled(fn, static_shapes=False):
+    """`compile_function(fn, static_shapes)`, made once per process and
+    function, so that every caller shares its cache of traced shapes."""
+    key = (fn, static_shapes)
+    if key not in _COMPILED:
+        _COMPILED[key] = compile_function(fn, static_shapes)
+    return _COMPILED[key]
 
 
 def sync_model_state(model):
@@ -65,6 +69,19 @@ def sync_model_state(model):
         sync = getattr(model, "jax_state_sync", None)
         if sync is not None:
             sync()
+
+
+def cholesky(x):
+    """Lower Cholesky factor, NaN-filled where `x` is not positive
+    definite, on TensorFlow: Keras' `ops.cholesky` there adds a numerics
+    check that raises instead, also inside a compiled function, where
+    the callers read the factor's finiteness themselves. The other
+    backends' `ops.cholesky` as it is."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.linalg.cholesky(x)
+    return keras.ops.cholesky(x)
 
 
 def eigvalsh(x):

@@ -17,7 +17,14 @@ RANK_TOL = 1e-5
 # condition number of a correlation matrix: on the measured activations the
 # ratio underestimates it by a factor 10 to 150.
 PIVOT_MAX_RATIO = 1e3
-compiled = _backend.compiled
+
+
+def compiled(fn):
+    """`_backend.compiled(fn)` with static shapes: the similarity functions
+    read widths off their inputs' shapes, which TensorFlow's relaxed
+    traces would leave unknown (its covariance routes then raised and the
+    slower general ones were taken, from the second width seen on)."""
+    return _backend.compiled(fn, static_shapes=True)
 
 
 def wide():
@@ -156,6 +163,31 @@ def gram32(a, b=None):
         lo, hi = edges[i], edges[i + 1]
         left = [ops.transpose(rows[j][:, lo:hi]) for j in range(i)]
         right = ops.einsum("ni,nj->ij", a[:, lo:hi], a[:, lo:])
+        rows.append(ops.concatenate(left + [right], axis=1) if left else right)
+    return ops.concatenate(rows, axis=0)
+
+
+def gram32_rows(a, b=None):
+    """`abᵀ` for the transposed layout, `(d, n)` tensors whose rows are
+    neurons: the symmetric one by row blocks (`gram32`'s scheme), each
+    block a product of contiguous rows. In one TensorFlow graph, the
+    centring and three Grams of a 10,000 x 512 pair take 103 ms this way
+    against 117 ms on the `(n, d)` layout."""
+    if b is not None:
+        return ops.matmul(a, ops.transpose(b))
+    d = int(a.shape[0])
+    width, most = SYMMETRIC_BLOCKS.get(
+        keras.backend.backend(), SYMMETRIC_BLOCKS_DEFAULT
+    )
+    count = min(most, d // width)
+    if count < 2:
+        return ops.matmul(a, ops.transpose(a))
+    edges = [d * i // count for i in range(count + 1)]
+    rows = []  # block row i: transposes to its left, one product rightwards
+    for i in range(count):
+        lo, hi = edges[i], edges[i + 1]
+        left = [ops.transpose(rows[j][:, lo:hi]) for j in range(i)]
+        right = ops.matmul(a[lo:hi], ops.transpose(a[lo:]))
         rows.append(ops.concatenate(left + [right], axis=1) if left else right)
     return ops.concatenate(rows, axis=0)
 

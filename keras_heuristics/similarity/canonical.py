@@ -37,7 +37,7 @@ neurons.
 which are already uncorrelated: for one pair (`svcca`, `method="auto"`)
 the whitening is `Λ_k^{-1/2}` and the canonical correlations come from
 the same three Gram products as CCA (`_svcca_pair`), unless `λ_1 / λ_k`
-passes `COV_MAX_CONDITION`. The layer x layer matrix and the
+passes `_gram_max_condition()` (5e2). The layer x layer matrix and the
 `LayerSimilarity` callback take the fixed-width route of `_svcca`
 instead, which compiles once for any `k`.
 
@@ -72,12 +72,14 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_heuristics import _backend
 from keras_heuristics import _validation
 from keras_heuristics.similarity import _inputs
 from keras_heuristics.similarity import _svcca
 
-COV_MAX_CONDITION = 1e5
-# Cholesky pivot ratio (max L_ii / min L_ii)² that stands in for it.
+# The covariance route's checks on a correlation matrix: the Cholesky
+# pivot ratio (max L_ii / min L_ii)², a cheap stand-in for its condition
+# number, ...
 PIVOT_MAX_RATIO = _inputs.PIVOT_MAX_RATIO
 # ... and the iterative estimate of the correlation matrix's condition
 # number that must hold too. The error of a canonical correlation grows
@@ -208,7 +210,7 @@ def _factor_and_checks(corr):
     """Cholesky factor of `corr` and, as one small tensor, whether it is
     finite with positive pivots, the pivot ratio and the iterative
     condition estimate (one compiled call, one read back to the host)."""
-    chol = ops.cholesky(corr)
+    chol = _backend.cholesky(corr)
     pivots = ops.diagonal(chol)
     smallest = ops.min(pivots)
     ok = ops.logical_and(ops.all(ops.isfinite(chol)), smallest > 0)
@@ -378,10 +380,6 @@ def _cca_compiled(x, y):
     return ops.clip(s[:k], 0.0, 1.0)
 
 
-def _checked_pair(x, y):
-    return _inputs.check_pair_and_means(x, y, min_examples=3)
-
-
 def _check_keep(keep):
     if isinstance(keep, bool) or not isinstance(keep, numbers.Real):
         raise TypeError(
@@ -447,12 +445,16 @@ def reduce_directions(x, keep=0.99):
 def _gram_max_condition():
     """Largest `λ_1 / λ_k` for which `_svcca_pair` whitens from the Grams:
     within it, its error against a float64 QR reference stays below 1e-5
-    on the measured spectra (power laws, scales over six decades). In
-    float32 the worst case is a representation against itself, whose
-    correlations are all 1 and whose rounding errors only lower them:
-    1 - SVCCA measured 1e-5 to 5e-5 at 2.5e3 ... 3.1e3 (ReLU layers with
-    a power-law spectrum), about 1.6e-8 times the ratio, hence 5e2."""
-    return COV_MAX_CONDITION if _inputs.wide() == "float64" else 5e2
+    on the measured spectra (power laws, scales over six decades). The
+    Grams are float32 products on every backend, so the limit does not
+    depend on the float of the eigendecomposition: the worst case is a
+    representation against itself, whose correlations are all 1 and whose
+    rounding errors only lower them: 1 - SVCCA measured 1e-5 to 5e-5 at
+    2.5e3 ... 3.1e3 (ReLU layers with a power-law spectrum), about 1.6e-8
+    times the ratio, hence 5e2. (The former float64 limit, 1e5, let an
+    invertible linear map of condition 255, ratio 8e4, move SVCCA by
+    4e-4 on TensorFlow and PyTorch.)"""
+    return 5e2
 
 
 def _svcca_pair(x, y, keep):
@@ -545,7 +547,7 @@ def svcca(x, y, keep=0.99, method="auto"):
         method: CCA route on the reduced data (see `cca`). `"auto"`
             whitens the reduced data from its eigenvalues (three Gram
             products in all) and falls back to `cca`'s routes when the
-            kept directions span more than `COV_MAX_CONDITION`.
+            kept directions' eigenvalues span more than 5e2.
 
     Returns:
         A scalar backend tensor in [0, 1]. 0 when either side is constant.
@@ -635,13 +637,18 @@ def _whitening_at_full_width(x):
 def live_columns(x):
     """`(means, X̄, X̄ᵀX̄, used)` at full width, `used` marking the
     neurons that are not constant (as `_kept_neurons` judges them)."""
-    n = ops.cast(ops.shape(x)[0], "float32")
     means = ops.mean(x, axis=0)
     xc = x - means[None, :]
     g = _inputs.gram32(xc)
+    return means, xc, g, used_columns(g, means, ops.shape(x)[0])
+
+
+def used_columns(g, means, n):
+    """The neurons that are not constant (as `_kept_neurons` judges them),
+    from the Gram of the centred data, the means and the example count."""
     centred = ops.diagonal(g)
-    used = centred > (CONSTANT_TOL**2) * (centred + n * ops.square(means))
-    return means, xc, g, used
+    raw = centred + ops.cast(n, "float32") * ops.square(means)
+    return centred > (CONSTANT_TOL**2) * raw
 
 
 def masked_cholesky(g, mask):
@@ -924,7 +931,8 @@ def pwcca(x, y, method="auto"):
     `d1 x d2` matrix `Σxx^{-1/2} Σxy Σyy^{-1/2}` (on TensorFlow, whose SVD
     does not reproduce LAPACK's signs anyway, a float32 SVD of the same
     matrix up to an orthogonal factor on the right, whitened by Cholesky
-    on the wider side: about 100 ms less at 512 x 512); the projection
+    on the wider side, in one compiled graph: 406 -> 256 ms at
+    10,000 x 512); the projection
     weights come from `d x d` products (Cholesky QR), with a Householder
     QR of the `n x d` directions as fallback when they are
     ill-conditioned. On JAX (float32) the covariance route runs at the
@@ -960,19 +968,29 @@ def pwcca(x, y, method="auto"):
         Morcos, Raghu and Bengio, "Insights on representational similarity
         in neural networks with canonical correlation", NeurIPS 2018.
     """
-    x, y, mx, my = _checked_pair(x, y)
+    x, y = _inputs.check_pair(x, y, min_examples=3, check_finite=False)
     _check_method(method)
     _check_enough_examples(x, y, "PWCCA")
     if method != "qr":
         from keras_heuristics.similarity import _pwcca
 
+        value = None
         if _pwcca.applies():  # JAX: shapes that do not depend on the data
             value = _pwcca.pair(x, y, qr=method == "auto")
-            if value is not None:
-                return ops.cast(value, "float32")
-    bx = pwcca_basis(x, method, means=mx)
-    by = pwcca_basis(y, method, means=my)
-    return pwcca_pair(bx, by, x, y)
+        elif keras.backend.backend() == "tensorflow":
+            value = _pwcca.fast_pair(x, y)
+        if value is not None:
+            return ops.cast(value, "float32")
+    mx, my = _inputs.checked_means(x, y)
+    bx = basis(x, method, means=mx)
+    by = basis(y, method, means=my)
+    if bx is not None and by is not None and by.kept.size < bx.kept.size:
+        bx, by, x, y, mx, my = by, bx, y, x, my, mx
+    # the frame check only where a frame is formed (`pwcca_from_bases`)
+    bx = _frame_checked(bx, x, method, mx)
+    if keras.backend.backend() != "tensorflow":
+        by = _frame_checked(by, y, method, my)
+    return pwcca_from_bases(bx, by, x)
 
 
 # Largest `λ_max / λ_min` of a Gram for which PWCCA in float32 takes the
@@ -987,7 +1005,16 @@ PWCCA_FLOAT32_MAX_GRAM_CONDITION = 1e7
 def pwcca_basis(x, method="auto", means=None):
     """`basis` for PWCCA: in float32, the QR route where the Gram's
     condition number exceeds `PWCCA_FLOAT32_MAX_GRAM_CONDITION`."""
-    b = basis(x, method, means=means)
+    return _frame_checked(basis(x, method, means=means), x, method, means)
+
+
+def _frame_checked(b, x, method, means):
+    """`b`, or in float32 `x`'s QR-route basis where the Gram of `b` is
+    too ill-conditioned for the frame `G^{-1/2}`. Only a side whose frame
+    is formed needs it: TensorFlow's PWCCA whitens the wider side by its
+    Cholesky factor alone (`_left_singular_pairs_fast`), which depends on
+    the correlation matrix only, so there it saves an eigendecomposition
+    (35 ms at 512 neurons)."""
     if (
         method == "auto"
         and b is not None

@@ -19,6 +19,7 @@ power-law one; linear CKA 11-15x (each representation costs about
 `n² d / 2` products, each independent pair `3 n d²`).
 """
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -294,10 +295,15 @@ def summarise(metric, x, gram_space=False, **options):
 
 
 def _pwcca_summaries(acts):
-    """PWCCA summaries `(basis, x)`: on JAX at full width (`_pwcca.Side`,
-    all of `acts` in one compiled call), else or where its checks fail
+    """PWCCA summaries `(basis, x)`: on JAX at full width (`_pwcca.Side`),
+    on TensorFlow the compiled route's (`_pwcca.LightSide`), all of `acts`
+    in one compiled call, elsewhere or where their checks fail
     `canonical.basis`; the raw `x` is kept for the projection weights."""
-    sides = _pwcca.sides(acts) if _pwcca.applies() else [None] * len(acts)
+    sides = [None] * len(acts)
+    if _pwcca.applies():
+        sides = _pwcca.sides(acts)
+    elif keras.backend.backend() == "tensorflow":
+        sides = _pwcca.light_sides(acts)
     return [
         (s if s is not None else cca_lib.pwcca_basis(x), x)
         for s, x in zip(sides, acts)
@@ -312,14 +318,20 @@ def cell(metric, a, b, gram_space=False):
     if metric == "cca":
         return _svcca.pair_mean(*ra, *rb)
     if metric == "pwcca":
+        value = None
         if isinstance(ra, _pwcca.Side) and isinstance(rb, _pwcca.Side):
             value = _pwcca.value(ra, rb)
-            if value is not None:
-                return value
+        elif isinstance(ra, _pwcca.LightSide) and isinstance(
+            rb, _pwcca.LightSide
+        ):
+            value = _pwcca.fast_value(ra, rb)
+        if value is not None:
+            return value
         # the general route for both sides (one of them failed its checks)
-        if isinstance(ra, _pwcca.Side):
+        compiled_routes = (_pwcca.Side, _pwcca.LightSide)
+        if isinstance(ra, compiled_routes):
             ra = cca_lib.pwcca_basis(xa)
-        if isinstance(rb, _pwcca.Side):
+        if isinstance(rb, compiled_routes):
             rb = cca_lib.pwcca_basis(xb)
         return cca_lib.pwcca_pair(ra, rb, xa, xb)
     if metric == "rbf_cka" or gram_space:

@@ -198,11 +198,12 @@ def test_pwcca_full_width_route_takes_the_qr_frame_compiled(case):
     assert sizes[0] == sizes[-1]  # no new compilation for a new count
 
 
-@pytest.mark.only_backends("jax")
+@pytest.mark.only_backends("jax", "tensorflow")
 def test_pwcca_full_width_route_has_the_householder_fallback(monkeypatch):
     # large means make DᵀD ill-conditioned: the general route then
     # orthonormalises the directions by Householder QR, and so must the
-    # full-width one (same shapes here, so the same singular vectors)
+    # compiled full-width ones (JAX's `pair`, TensorFlow's `fast_pair`;
+    # same shapes here, so the same singular vectors)
     from keras_heuristics.similarity import _pwcca
     from keras_heuristics.similarity import canonical
 
@@ -222,7 +223,8 @@ def test_pwcca_full_width_route_has_the_householder_fallback(monkeypatch):
     bx, by = canonical.basis(xt), canonical.basis(yt)
     general = float(canonical.pwcca_pair(bx, by, xt, yt))
     assert max(conditions) >= 1e4  # the Householder branch ran
-    assert abs(float(_pwcca.pair(x, y)) - general) < 1e-5
+    pair = _pwcca.pair if _pwcca.applies() else _pwcca.fast_pair
+    assert abs(float(pair(x, y)) - general) < 1e-5
 
 
 @pytest.mark.parametrize("cond", [1.0, 1e2])
@@ -240,13 +242,51 @@ def test_float32_accuracy_on_ill_conditioned_inputs(cond):
 @pytest.mark.parametrize("keep", [0.999, 10, 20])
 def test_svcca_float32_accuracy_on_decaying_spectra(keep):
     # variances i^-4: the kept directions span a variance ratio of 2e3
-    # (0.999), 1e4 (10) and 1.6e5 (20, past COV_MAX_CONDITION, so the
-    # projections are whitened themselves); float64 QR reference.
+    # (0.999), 1e4 (10) and 1.6e5 (20); past 5e2 the projections are
+    # whitened themselves; float64 QR reference.
     x, y = _data.power_law(n=2000, d=64, alpha=4.0)
     assert (
         abs(float(svcca(x, y, keep=keep)) - _data.exact_svcca(x, y, keep))
         < 1e-5
     )
+
+
+def test_compiled_checks_serve_every_width():
+    # TensorFlow's relaxed traces left the widths unknown from the second
+    # width seen on: the covariance route's compiled checks raised inside,
+    # and the slower general route was taken without a word
+    from keras_heuristics.similarity import _pwcca
+    from keras_heuristics.similarity import canonical
+
+    for d in (5, 7, 9, 6):
+        x, y = _related(np.random.default_rng(d), d, d + 2)
+        corr = np.corrcoef(x.T).astype("float32")
+        chol, _, _ = canonical._factorise(keras.ops.convert_to_tensor(corr))
+        assert chol is not None, d
+        if keras.backend.backend() == "tensorflow":
+            assert None not in _pwcca.light_sides([x, y]), d
+            assert canonical._cca_compiled(x, y) is not None, d
+
+
+def _related(rng, dx, dy, n=300):
+    x = rng.standard_normal((n, dx)).astype("float32")
+    y = x @ rng.standard_normal((dx, dy)) + rng.standard_normal((n, dy))
+    return x, y.astype("float32")
+
+
+@pytest.mark.parametrize("seed", [293, 695])
+def test_svcca_after_an_ill_conditioned_linear_map(seed):
+    # x A with cond(A) ~ 250-290 spreads the Gram's eigenvalues over 8e4;
+    # whitening from the float32 Grams there moved SVCCA by 4e-4 on the
+    # float64 backends (their limit was 1e5, JAX's 5e2)
+    rng = np.random.default_rng(seed)
+    x, y = _data.pair("linear", n=200, d=6, seed=seed)
+    a = rng.standard_normal((6, 6)) + 3 * np.eye(6)
+    x = (x.astype(np.float64) @ a * 0.375 + rng.standard_normal(6)).astype(
+        "float32"
+    )
+    want = _data.exact_cca(x, y).mean()  # keep=6: all directions
+    assert abs(float(svcca(x, y, keep=6)) - want) < 1e-5
 
 
 @pytest.mark.only_backends("jax")
