@@ -84,6 +84,19 @@ def cholesky(x):
     return keras.ops.cholesky(x)
 
 
+def runtime_errors():
+    """The exceptions a compiled function raises at run time for bad
+    values rather than bad code (TensorFlow's `OpError`, such as a
+    failed numerics check), for callers that fall back to another route
+    on them; an empty tuple elsewhere, so that programming errors are
+    never taken for a failed route."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return (tf.errors.OpError,)
+    return ()
+
+
 def eigvalsh(x):
     """Eigenvalues (ascending) of a symmetric matrix, without eigenvectors.
 

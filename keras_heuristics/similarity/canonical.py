@@ -373,7 +373,7 @@ def _cca_compiled(x, y):
     try:
         s, flags = _inputs.compiled(_cca_full_width)(x, y)
         k, ok = (int(v) for v in ops.convert_to_numpy(flags))
-    except Exception:  # TensorFlow's Cholesky raises where it fails
+    except _backend.runtime_errors():  # a failure inside the graph
         return None
     if not ok:  # NaN/inf included: the caller's checks report them
         return None
