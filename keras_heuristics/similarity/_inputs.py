@@ -150,21 +150,11 @@ def gram32(a, b=None):
     """
     if b is not None:
         return ops.einsum("ni,nj->ij", a, b)
-    d = int(a.shape[1])
-    width, most = SYMMETRIC_BLOCKS.get(
-        keras.backend.backend(), SYMMETRIC_BLOCKS_DEFAULT
+    gram = _symmetric(
+        int(a.shape[1]),
+        lambda lo, hi: ops.einsum("ni,nj->ij", a[:, lo:hi], a[:, lo:]),
     )
-    count = min(most, d // width)
-    if count < 2:
-        return ops.einsum("ni,nj->ij", a, a)
-    edges = [d * i // count for i in range(count + 1)]
-    rows = []  # block row i: transposes to its left, one product rightwards
-    for i in range(count):
-        lo, hi = edges[i], edges[i + 1]
-        left = [ops.transpose(rows[j][:, lo:hi]) for j in range(i)]
-        right = ops.einsum("ni,nj->ij", a[:, lo:hi], a[:, lo:])
-        rows.append(ops.concatenate(left + [right], axis=1) if left else right)
-    return ops.concatenate(rows, axis=0)
+    return ops.einsum("ni,nj->ij", a, a) if gram is None else gram
 
 
 def gram32_rows(a, b=None):
@@ -175,19 +165,30 @@ def gram32_rows(a, b=None):
     against 117 ms on the `(n, d)` layout."""
     if b is not None:
         return ops.matmul(a, ops.transpose(b))
-    d = int(a.shape[0])
+    gram = _symmetric(
+        int(a.shape[0]),
+        lambda lo, hi: ops.matmul(a[lo:hi], ops.transpose(a[lo:])),
+    )
+    return ops.matmul(a, ops.transpose(a)) if gram is None else gram
+
+
+def _symmetric(d, block):
+    """A symmetric `d x d` Gram from its blocks on and above the diagonal
+    (`SYMMETRIC_BLOCKS`): `block(lo, hi)` gives its rows `lo:hi` from
+    column `lo` on; the blocks below are their transposes. None where
+    fewer than two blocks fit (then the caller forms the full product)."""
     width, most = SYMMETRIC_BLOCKS.get(
         keras.backend.backend(), SYMMETRIC_BLOCKS_DEFAULT
     )
     count = min(most, d // width)
     if count < 2:
-        return ops.matmul(a, ops.transpose(a))
+        return None
     edges = [d * i // count for i in range(count + 1)]
     rows = []  # block row i: transposes to its left, one product rightwards
     for i in range(count):
         lo, hi = edges[i], edges[i + 1]
         left = [ops.transpose(rows[j][:, lo:hi]) for j in range(i)]
-        right = ops.matmul(a[lo:hi], ops.transpose(a[lo:]))
+        right = block(lo, hi)
         rows.append(ops.concatenate(left + [right], axis=1) if left else right)
     return ops.concatenate(rows, axis=0)
 
