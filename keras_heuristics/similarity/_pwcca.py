@@ -54,6 +54,7 @@ there.
 
 import collections
 
+import keras
 from keras import ops
 
 from keras_heuristics import _backend
@@ -181,7 +182,7 @@ def _weighted(xa, ga, ma, mask_a, ka, u, s, transposed=False):
 
 
 def light_side(x):
-    """TensorFlow's per-representation work (`fast_pair`): `side` without
+    """TensorFlow's per-representation work (`pair`): `side` without
     the frame, which only the weighing side needs and `_fast_cell` forms,
     on the transposed layout (`_inputs.gram32_rows`): `((x̄ᵀ, g, means,
     mask, inv_scale, chol, kept), ok)`, `x̄ᵀ` the `(d, n)` centred
@@ -229,7 +230,12 @@ def _fast_cell(a, b):
     float32 eigendecomposition below `canonical.FLOAT32_MAX_CONDITION`,
     else from the float64 one below 1e8, else from the SVD of the scaled
     Cholesky factor in float64, the product with `X̄_aᵀX̄_b` then in
-    float64 too."""
+    float64 too. One pair at 10,000 x 512: 277 ms eagerly, 256 ms as
+    graphs, 235 ms with the light sides on the transposed layout. (The
+    left singular pairs from an eigendecomposition of `M'M'ᵀ` would save
+    40 ms more, and stay within 4e-6 of float64 on centred data, but
+    their signs move the value on the reference's ReLU test pair by
+    1.9e-3, where TensorFlow's SVD happens to agree with LAPACK's.)"""
     xa, ga, ma, mask_a, _, la, ka = a  # xa, xb: the (d, n) layout
     xb, _, _, _, sb, lb, _ = b
     cross = _inputs.gram32_rows(xa, xb)
@@ -289,38 +295,6 @@ def light_sides(acts):
     ]
 
 
-def fast_value(a, b):
-    """TensorFlow's PWCCA of two `LightSide`s (`_fast_cell`; the one with
-    fewer non-constant neurons weighs, the first on a tie), a float32
-    scalar tensor, or None where the result is not finite. TensorFlow's
-    SVD does not reproduce LAPACK's signs (see `canonical.pwcca`), so `M'`
-    serves as well as `M` and saves the wider side's eigendecomposition.
-    One pair at 10,000 x 512: 277 ms eagerly, 256 ms as graphs, 235 ms
-    with the light sides on the transposed layout. (The
-    left singular pairs from an eigendecomposition of `M'M'ᵀ` would save
-    40 ms more, and stay within 4e-6 of float64 on centred data, but
-    their signs move the value on the reference's ReLU test pair by
-    1.9e-3, where TensorFlow's SVD happens to agree with LAPACK's.)"""
-    if a.kept == 0 or b.kept == 0:
-        return ops.convert_to_tensor(0.0, "float32")
-    if b.kept < a.kept:
-        a, b = b, a
-    value, ok = _inputs.compiled(_fast_cell)(a.parts, b.parts)
-    if not bool(ops.convert_to_numpy(ok)):
-        return None
-    return value
-
-
-def fast_pair(x, y):
-    """`canonical.pwcca`'s value on TensorFlow by the compiled route, or
-    None where a check fails (then the caller checks the inputs and takes
-    the general route)."""
-    a, b = light_sides([x, y])
-    if a is None or b is None:
-        return None
-    return fast_value(a, b)
-
-
 def _cell_square(a, b):
     return _cell(a, b, "square")
 
@@ -340,8 +314,6 @@ def _sides(acts):
 def applies():
     """Whether this route is used: JAX in float32 (its eager operations
     compile for every new shape; the other backends' do not)."""
-    import keras
-
     return keras.backend.backend() == "jax" and _inputs.wide() == "float32"
 
 
@@ -390,17 +362,31 @@ def sides(acts, qr=True):
     ]
 
 
+def compiled_sides(acts, qr=True):
+    """The compiled route's summaries of `acts` on this backend: `sides`
+    on JAX in float32, `light_sides` on TensorFlow, None elsewhere (and
+    per matrix where the general route is needed)."""
+    if applies():
+        return sides(acts, qr)
+    if keras.backend.backend() == "tensorflow":
+        return light_sides(acts)
+    return [None] * len(acts)
+
+
 def value(a, b):
-    """PWCCA of two `Side`s (the one with fewer non-constant neurons
-    weighs, the first on a tie), a float32 scalar tensor, or None where
-    the result is not finite."""
+    """PWCCA of two `Side`s or two `LightSide`s (the one with fewer
+    non-constant neurons weighs, the first on a tie), a float32 scalar
+    tensor, or None where the result is not finite."""
     if a.kept == 0 or b.kept == 0:
         return ops.convert_to_tensor(0.0, "float32")
     if b.kept < a.kept:
         a, b = b, a
-    fn = _cell_square
-    if a.kept < b.kept:  # the orientation of LAPACK's path (module doc)
+    if isinstance(a, LightSide):
+        fn = _fast_cell
+    elif a.kept < b.kept:  # the orientation of LAPACK's path (module doc)
         fn = _cell_lower if b.kept < int(a.kept * 11 / 6) else _cell_wide
+    else:
+        fn = _cell_square
     result, ok = _inputs.compiled(fn)(a.parts, b.parts)
     if not bool(ops.convert_to_numpy(ok)):
         return None
@@ -408,10 +394,11 @@ def value(a, b):
 
 
 def pair(x, y, qr=True):
-    """`canonical.pwcca`'s value by this route, or None where a check
-    fails (then the caller takes the general route); `qr=False` (the
-    covariance route forced) leaves ill-conditioned Grams to it too."""
-    a, b = sides([x, y], qr)
+    """`canonical.pwcca`'s value by the compiled route, or None where it
+    does not apply or a check fails (then the caller checks the inputs
+    and takes the general route); `qr=False` (the covariance route
+    forced) leaves ill-conditioned Grams to it too on JAX."""
+    a, b = compiled_sides([x, y], qr)
     if a is None or b is None:
         return None
     return value(a, b)

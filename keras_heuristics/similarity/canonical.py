@@ -974,23 +974,15 @@ def pwcca(x, y, method="auto"):
     if method != "qr":
         from keras_heuristics.similarity import _pwcca
 
-        value = None
-        if _pwcca.applies():  # JAX: shapes that do not depend on the data
-            value = _pwcca.pair(x, y, qr=method == "auto")
-        elif keras.backend.backend() == "tensorflow":
-            value = _pwcca.fast_pair(x, y)
+        # JAX and TensorFlow: compiled, at shapes that do not depend on
+        # the data (None on PyTorch, or where a check fails)
+        value = _pwcca.pair(x, y, qr=method == "auto")
         if value is not None:
             return ops.cast(value, "float32")
     mx, my = _inputs.checked_means(x, y)
-    bx = basis(x, method, means=mx)
-    by = basis(y, method, means=my)
-    if bx is not None and by is not None and by.kept.size < bx.kept.size:
-        bx, by, x, y, mx, my = by, bx, y, x, my, mx
-    # the frame check only where a frame is formed (`pwcca_from_bases`)
-    bx = _frame_checked(bx, x, method, mx)
-    if keras.backend.backend() != "tensorflow":
-        by = _frame_checked(by, y, method, my)
-    return pwcca_from_bases(bx, by, x)
+    bx = pwcca_basis(x, method, means=mx)
+    by = pwcca_basis(y, method, means=my)
+    return pwcca_pair(bx, by, x, y)
 
 
 # Largest `λ_max / λ_min` of a Gram for which PWCCA in float32 takes the
@@ -1005,16 +997,7 @@ PWCCA_FLOAT32_MAX_GRAM_CONDITION = 1e7
 def pwcca_basis(x, method="auto", means=None):
     """`basis` for PWCCA: in float32, the QR route where the Gram's
     condition number exceeds `PWCCA_FLOAT32_MAX_GRAM_CONDITION`."""
-    return _frame_checked(basis(x, method, means=means), x, method, means)
-
-
-def _frame_checked(b, x, method, means):
-    """`b`, or in float32 `x`'s QR-route basis where the Gram of `b` is
-    too ill-conditioned for the frame `G^{-1/2}`. Only a side whose frame
-    is formed needs it: TensorFlow's PWCCA whitens the wider side by its
-    Cholesky factor alone (`_left_singular_pairs_fast`), which depends on
-    the correlation matrix only, so there it saves an eigendecomposition
-    (35 ms at 512 neurons)."""
+    b = basis(x, method, means=means)
     if (
         method == "auto"
         and b is not None

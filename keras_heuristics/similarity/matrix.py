@@ -19,7 +19,6 @@ power-law one; linear CKA 11-15x (each representation costs about
 `n² d / 2` products, each independent pair `3 n d²`).
 """
 
-import keras
 import numpy as np
 from keras import ops
 
@@ -299,11 +298,7 @@ def _pwcca_summaries(acts):
     on TensorFlow the compiled route's (`_pwcca.LightSide`), all of `acts`
     in one compiled call, elsewhere or where their checks fail
     `canonical.basis`; the raw `x` is kept for the projection weights."""
-    sides = [None] * len(acts)
-    if _pwcca.applies():
-        sides = _pwcca.sides(acts)
-    elif keras.backend.backend() == "tensorflow":
-        sides = _pwcca.light_sides(acts)
+    sides = _pwcca.compiled_sides(acts)
     return [
         (s if s is not None else cca_lib.pwcca_basis(x), x)
         for s, x in zip(sides, acts)
@@ -318,17 +313,12 @@ def cell(metric, a, b, gram_space=False):
     if metric == "cca":
         return _svcca.pair_mean(*ra, *rb)
     if metric == "pwcca":
-        value = None
-        if isinstance(ra, _pwcca.Side) and isinstance(rb, _pwcca.Side):
-            value = _pwcca.value(ra, rb)
-        elif isinstance(ra, _pwcca.LightSide) and isinstance(
-            rb, _pwcca.LightSide
-        ):
-            value = _pwcca.fast_value(ra, rb)
-        if value is not None:
-            return value
-        # the general route for both sides (one of them failed its checks)
         compiled_routes = (_pwcca.Side, _pwcca.LightSide)
+        if isinstance(ra, compiled_routes) and isinstance(rb, compiled_routes):
+            value = _pwcca.value(ra, rb)  # one kind per backend
+            if value is not None:
+                return value
+        # the general route for both sides (one of them failed its checks)
         if isinstance(ra, compiled_routes):
             ra = cca_lib.pwcca_basis(xa)
         if isinstance(rb, compiled_routes):

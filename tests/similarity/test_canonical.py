@@ -202,8 +202,8 @@ def test_pwcca_full_width_route_takes_the_qr_frame_compiled(case):
 def test_pwcca_full_width_route_has_the_householder_fallback(monkeypatch):
     # large means make DᵀD ill-conditioned: the general route then
     # orthonormalises the directions by Householder QR, and so must the
-    # compiled full-width ones (JAX's `pair`, TensorFlow's `fast_pair`;
-    # same shapes here, so the same singular vectors)
+    # compiled full-width ones (JAX's and TensorFlow's `pair`; same
+    # shapes here, so the same singular vectors)
     from keras_heuristics.similarity import _pwcca
     from keras_heuristics.similarity import canonical
 
@@ -223,8 +223,7 @@ def test_pwcca_full_width_route_has_the_householder_fallback(monkeypatch):
     bx, by = canonical.basis(xt), canonical.basis(yt)
     general = float(canonical.pwcca_pair(bx, by, xt, yt))
     assert max(conditions) >= 1e4  # the Householder branch ran
-    pair = _pwcca.pair if _pwcca.applies() else _pwcca.fast_pair
-    assert abs(float(pair(x, y)) - general) < 1e-5
+    assert abs(float(_pwcca.pair(x, y)) - general) < 1e-5
 
 
 @pytest.mark.parametrize("cond", [1.0, 1e2])
