@@ -215,6 +215,43 @@ class Distiller(keras.Model):
             losses.extend(projection.losses)
         return losses
 
+    @property
+    def trainable_weights(self):
+        """The student's and the hint projections' trainable weights.
+
+        The same list as Keras' own walk over every sub-layer, less the
+        frozen teacher, which holds none: eager PyTorch reads this list
+        several times per training step, and walking the teacher's layers
+        each time cost about 0.07 ms a step with a 4-layer teacher.
+        """
+        if not self.trainable:
+            return []
+        weights = [v for v in self._trainable_variables if v.trainable]
+        for layer in self._layers:
+            if layer is not self.teacher:
+                weights.extend(layer.trainable_weights)
+        seen = set()
+        return [v for v in weights if not (id(v) in seen or seen.add(id(v)))]
+
+    if keras.backend.backend() == "torch":
+
+        def zero_grad(self, set_to_none=True):
+            """`torch.nn.Module.zero_grad` over the trainable weights only.
+
+            Keras' PyTorch trainer calls it at every step; the module's own
+            walks every parameter of the frozen teacher too, which never has
+            a gradient.
+            """
+            for variable in self.trainable_weights:
+                parameter = variable.value
+                if parameter.grad is None:
+                    continue
+                if set_to_none:
+                    parameter.grad = None
+                else:
+                    parameter.grad.detach_()
+                    parameter.grad.zero_()
+
     def __call__(self, *args, **kwargs):
         # Without hints the output is the student's: on concrete tensors,
         # call the student directly and skip this wrapper's own layer call

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from keras_heuristics import _hvp
 from keras_heuristics.distillation import hint_loss
 from keras_heuristics.distillation import kd_loss
 from tests.distillation import _reference as ref
@@ -63,6 +64,25 @@ def test_kd_loss_sequence_outputs(rng):
     expected = (per_position * w[:, None]).mean()
     got = _np(kd_loss(zt, zs, 2.0, sample_weight=w))
     np.testing.assert_allclose(got, expected, rtol=2e-5)
+    # unweighted: the mean over batch and positions
+    got = _np(kd_loss(zt, zs, 2.0))
+    np.testing.assert_allclose(got, per_position.mean(), rtol=2e-5)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 3.0])
+def test_kd_loss_gradient_is_hintons_closed_form(rng, temperature):
+    # d/dz_s of T^2 * mean_i KL(p_t || p_s) is T * (p_s - p_t) / batch
+    # (Hinton et al., Sec. 2.1).
+    zt = rng.normal(scale=2.0, size=(5, 7)).astype("float32")
+    zs = rng.normal(scale=2.0, size=(5, 7)).astype("float32")
+    _, (grad,) = _hvp.value_and_grad(
+        lambda w: kd_loss(zt, w[0], temperature),
+        [keras.ops.convert_to_tensor(zs)],
+    )
+    p_t = np.exp(ref.log_softmax(zt.astype("float64") / temperature))
+    p_s = np.exp(ref.log_softmax(zs.astype("float64") / temperature))
+    expected = temperature * (p_s - p_t) / len(zs)
+    np.testing.assert_allclose(_np(grad), expected, rtol=1e-4, atol=1e-7)
 
 
 @settings(max_examples=15, deadline=None)
