@@ -167,6 +167,11 @@ class Distiller(keras.Model):
         self.alpha = _checks.check_schedule("alpha", alpha, _checks.check_alpha)
         self.hint_weight = _checks.check_hint_weight(hint_weight)
         hints = _checks.check_hints(hints)
+        # Every check (the hint layers included) before the teacher is
+        # frozen: a rejected call must leave the caller's teacher as it was.
+        projections, t_extractor, s_extractor = _checks.build_hints(
+            teacher, student, hints
+        )
         teacher.trainable = False
         self.teacher = teacher
         self.student = student
@@ -181,9 +186,6 @@ class Distiller(keras.Model):
         )
         names = ["student_loss", "distillation_loss"]
         self.loss_means = _LossMeans(names + ["hint_loss"] if hints else names)
-        projections, t_extractor, s_extractor = _checks.build_hints(
-            teacher, student, hints
-        )
         self.hint_projections = projections
         # Views onto the teacher's and student's own layers; kept out of
         # Keras' tracking so their (shared) weights are saved once.

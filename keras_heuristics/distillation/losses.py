@@ -5,7 +5,10 @@ temperature-scaled logits, never from clipped probabilities, so it is exact
 for confident teachers and its gradient never dies.
 """
 
+import numbers
+
 import keras
+import numpy as np
 from keras import ops
 
 from keras_heuristics import _validation
@@ -28,6 +31,70 @@ def _reduce(per_sample, sample_weight, reduction):
 
 def _check_reduction(reduction):
     return _validation.check_choice("reduction", reduction, REDUCTIONS)
+
+
+def _is_host_data(x):
+    return isinstance(x, (np.ndarray, np.generic, list, tuple, numbers.Real))
+
+
+def _checked_tensor(name, x, min_rank=0, non_negative=False):
+    """`x` as a tensor, with its type and rank checked; host data (NumPy
+    arrays, lists, numbers) is also checked to be finite (and >= 0 with
+    `non_negative`). Backend tensors are not read back from the device:
+    they may be traced, and a check would cost a transfer."""
+    if x is None or isinstance(x, (str, bytes, bool, dict)):
+        raise TypeError(
+            f"Argument `{name}` must be a tensor or an array of numbers. "
+            f"Received: {name}={x!r}"
+        )
+    if _is_host_data(x):
+        try:
+            values = np.asarray(x, dtype="float64")
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                f"Argument `{name}` must be an array of numbers. "
+                f"Received: {name} of type {type(x).__name__} ({error})"
+            ) from None
+        if not np.all(np.isfinite(values)):
+            raise ValueError(
+                f"Argument `{name}` contains NaN or infinite values."
+            )
+        if non_negative and np.any(values < 0):
+            raise ValueError(
+                f"Argument `{name}` must be >= 0. Received a minimum of "
+                f"{values.min()!r}"
+            )
+    x = ops.convert_to_tensor(x)
+    if len(x.shape) < min_rank:
+        raise ValueError(
+            f"Argument `{name}` must have at least {min_rank} dimension(s) "
+            f"(the classes or features last). Received: {name}.shape="
+            f"{tuple(x.shape)}"
+        )
+    return x
+
+
+def _checked_sample_weight(sample_weight, per_sample_shape):
+    """`sample_weight` checked against the per-sample loss shape (batch,
+    and any further non-class axes): its shape must be a prefix of it."""
+    if sample_weight is None:
+        return None
+    sample_weight = _checked_tensor(
+        "sample_weight", sample_weight, non_negative=True
+    )
+    shape = tuple(sample_weight.shape)
+    while shape and shape[-1] == 1 and len(shape) > len(per_sample_shape):
+        shape = shape[:-1]
+    if len(shape) > len(per_sample_shape) or any(
+        a is not None and b is not None and a != b
+        for a, b in zip(shape, per_sample_shape)
+    ):
+        raise ValueError(
+            "Argument `sample_weight` must have the shape of the batch "
+            f"{per_sample_shape[:1]} (or a prefix of {per_sample_shape}). "
+            f"Received: sample_weight.shape={tuple(sample_weight.shape)}"
+        )
+    return sample_weight
 
 
 def kd_loss(
@@ -79,8 +146,12 @@ def kd_loss(
         A scalar tensor, or the per-sample losses with `reduction="none"`.
 
     Raises:
-        ValueError: If the shapes differ, `temperature <= 0` or `reduction`
-            is unknown.
+        TypeError: If an argument is not a tensor or an array of numbers.
+        ValueError: If the shapes differ, the logits have no class axis,
+            `sample_weight` does not match the batch, `temperature <= 0` or
+            `reduction` is unknown; for NumPy arrays and numbers (backend
+            tensors are not read back from the device), also if a value is
+            NaN or infinite or a sample weight is negative.
 
     Example:
 
@@ -94,10 +165,10 @@ def kd_loss(
         Network", NeurIPS Deep Learning Workshop 2014.
     """
     _check_reduction(reduction)
-    if isinstance(temperature, (int, float)):
+    if isinstance(temperature, numbers.Real) or not ops.is_tensor(temperature):
         temperature = _validation.check_positive("temperature", temperature)
-    teacher_logits = ops.convert_to_tensor(teacher_logits)
-    student_logits = ops.convert_to_tensor(student_logits)
+    teacher_logits = _checked_tensor("teacher_logits", teacher_logits, 1)
+    student_logits = _checked_tensor("student_logits", student_logits, 1)
     t_shape = tuple(teacher_logits.shape)
     s_shape = tuple(student_logits.shape)
     if len(t_shape) != len(s_shape) or any(
@@ -109,6 +180,7 @@ def kd_loss(
             f"same shape. Received: teacher_logits.shape={t_shape}, "
             f"student_logits.shape={s_shape}"
         )
+    sample_weight = _checked_sample_weight(sample_weight, t_shape[:-1])
     if reduction == "none":
         return _reduce(
             kd_term(teacher_logits, student_logits, temperature, None, False),
@@ -188,25 +260,34 @@ def hint_loss(
         A scalar tensor, or one value per sample with `reduction="none"`.
 
     Raises:
-        ValueError: If the shapes differ or `reduction` is unknown.
+        TypeError: If an argument is not a tensor or an array of numbers.
+        ValueError: If the shapes differ, `sample_weight` does not match the
+            batch or `reduction` is unknown; for NumPy arrays (backend
+            tensors are not read back from the device), also if a value is
+            NaN or infinite or a sample weight is negative.
 
     References:
         Romero et al., "FitNets: Hints for Thin Deep Nets", ICLR 2015.
     """
     _check_reduction(reduction)
-    teacher_features = as_float32(ops.convert_to_tensor(teacher_features))
-    student_features = as_float32(ops.convert_to_tensor(student_features))
+    teacher_features = as_float32(
+        _checked_tensor("teacher_features", teacher_features, 1)
+    )
+    student_features = as_float32(
+        _checked_tensor("student_features", student_features, 1)
+    )
     t_shape = tuple(teacher_features.shape)
     s_shape = tuple(student_features.shape)
     if len(t_shape) != len(s_shape) or any(
         a is not None and b is not None and a != b
-        for a, b in zip(t_shape[1:], s_shape[1:])
+        for a, b in zip(t_shape, s_shape)
     ):
         raise ValueError(
             "Hint features of teacher and student must have the same shape "
             f"after projection. Received: teacher shape {t_shape}, student "
             f"shape {s_shape}"
         )
+    sample_weight = _checked_sample_weight(sample_weight, t_shape[:1])
     squared = ops.square(teacher_features - student_features)
     if len(t_shape) > 1:
         squared = ops.mean(squared, axis=tuple(range(1, len(t_shape))))

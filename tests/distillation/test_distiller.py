@@ -266,6 +266,23 @@ class TestErrors:
         with pytest.raises(TypeError, match="hints"):
             Distiller(*_models(), hints="hidden")
 
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            dict(hints=[("nope", "hidden")]),
+            dict(hints=[("hidden", "nope")]),
+            dict(alpha=2.0),
+            dict(temperature=-1.0),
+            dict(hint_weight=-1.0),
+        ],
+    )
+    def test_a_rejected_call_leaves_the_teacher_trainable(self, bad):
+        teacher, student = _models()
+        with pytest.raises((ValueError, TypeError)):
+            Distiller(teacher, student, **bad)
+        assert teacher.trainable
+        assert all(v.trainable for v in teacher.weights)
+
 
 @pytest.mark.parametrize("cache", [False, True])
 def test_teacher_activity_losses_stay_out_and_the_students_count(cache):

@@ -145,3 +145,65 @@ def test_kd_loss_matches_recorded_keras_value():
     t = r.normal(scale=3, size=(4, 10)).astype("float32")
     s = r.normal(scale=3, size=(4, 10)).astype("float32")
     np.testing.assert_allclose(_np(kd_loss(t, s, 4.0)), 7.17552, rtol=1e-5)
+
+
+class TestBadInputs:
+    z = np.zeros((4, 3), "float32")
+
+    @pytest.mark.parametrize(
+        "kwargs, error, match",
+        [
+            (dict(teacher_logits=None), TypeError, "teacher_logits"),
+            (dict(student_logits="abc"), TypeError, "student_logits"),
+            (dict(temperature=None), TypeError, "temperature"),
+            (dict(temperature="2"), TypeError, "temperature"),
+            (dict(temperature=float("nan")), ValueError, "temperature"),
+            (dict(teacher_logits=np.float32(1.0)), ValueError, "dimension"),
+            (
+                dict(teacher_logits=np.full((4, 3), np.nan, "float32")),
+                ValueError,
+                "teacher_logits",
+            ),
+            (dict(sample_weight=np.full(4, np.nan)), ValueError, "NaN"),
+            (dict(sample_weight=-np.ones(4)), ValueError, ">= 0"),
+            (dict(sample_weight=np.ones(3)), ValueError, "sample_weight"),
+            (dict(sample_weight=np.ones((4, 2))), ValueError, "sample_weight"),
+        ],
+    )
+    def test_kd_loss(self, kwargs, error, match):
+        args = dict(
+            teacher_logits=self.z, student_logits=self.z, temperature=2.0
+        )
+        args.update(kwargs)
+        with pytest.raises(error, match=match):
+            kd_loss(**args)
+
+    def test_kd_loss_accepts_column_weights(self, rng):
+        zt = rng.normal(size=(4, 3)).astype("float32")
+        zs = rng.normal(size=(4, 3)).astype("float32")
+        w = np.array([1.0, 0.0, 2.0, 0.5], "float32")
+        np.testing.assert_allclose(
+            _np(kd_loss(zt, zs, 2.0, sample_weight=w[:, None])),
+            ref.weighted_mean(ref.kd_per_sample(zt, zs, 2.0), w),
+            rtol=2e-5,
+        )
+
+    @pytest.mark.parametrize(
+        "kwargs, error, match",
+        [
+            (dict(teacher_features=None), TypeError, "teacher_features"),
+            (
+                dict(student_features=np.full((4, 3), np.inf)),
+                ValueError,
+                "student_features",
+            ),
+            (dict(student_features=np.zeros((5, 3))), ValueError, "shape"),
+            (dict(sample_weight=np.ones(2)), ValueError, "sample_weight"),
+            (dict(sample_weight=-np.ones(4)), ValueError, ">= 0"),
+        ],
+    )
+    def test_hint_loss(self, kwargs, error, match):
+        args = dict(teacher_features=self.z, student_features=self.z)
+        args.update(kwargs)
+        with pytest.raises(error, match=match):
+            hint_loss(**args)
