@@ -261,6 +261,43 @@ def check_metric(metric):
     return _validation.check_choice("metric", metric, METRICS)
 
 
+OPTIONS = {
+    "svcca": ("keep",),
+    "rbf_cka": ("sigma", "threshold", "debiased"),
+}
+
+
+def check_options(metric, options):
+    """Checks the keyword options of `metric` as its pairwise function
+    would (`keep` for SVCCA; `sigma`, `threshold`, `debiased` for RBF CKA)
+    and returns them; an option the metric does not take is a `TypeError`
+    rather than silently ignored."""
+    check_metric(metric)
+    allowed = OPTIONS.get(metric, ())
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise TypeError(
+            f"Metric {metric!r} takes "
+            + (f"the options {list(allowed)}" if allowed else "no options")
+            + f". Received: {unknown}"
+        )
+    options = dict(options)
+    if "keep" in options:
+        cca_lib._check_keep(options["keep"])
+    if options.get("sigma") is not None:
+        options["sigma"] = _validation.check_positive("sigma", options["sigma"])
+    if "threshold" in options:
+        options["threshold"] = _validation.check_positive(
+            "threshold", options["threshold"]
+        )
+    if "debiased" in options and not isinstance(options["debiased"], bool):
+        raise TypeError(
+            "Argument `debiased` must be a bool. "
+            f"Received: debiased={options['debiased']!r}"
+        )
+    return options
+
+
 def summarise(metric, x, gram_space=False, **options):
     """The per-representation work of `metric` for activations `x`.
 
@@ -445,10 +482,7 @@ def pairwise_matrix(
     Returns:
         A float32 NumPy array of shape `(len(acts_a), len(acts_b))`.
     """
-    check_metric(metric)
-    unknown = sorted(set(options) - {"keep", "sigma", "threshold", "debiased"})
-    if unknown:
-        raise TypeError(f"Unknown metric options: {unknown}")
+    options = check_options(metric, options)
     same = acts_b is None
     acts_a = _check_acts("acts_a", acts_a, metric)
     acts_b = acts_a if same else _check_acts("acts_b", acts_b, metric)

@@ -59,11 +59,23 @@ class StreamingCKA:
         self.count = 0
         self._sums = None
         self._shift = None
+        self._widths = None
 
     def update(self, x, y):
         """Adds one batch: `x` (m, d1) and `y` (m, d2), the same examples."""
         minimum = 4 if self.estimator == "minibatch" else 1
         x, y = _inputs.check_pair(x, y, min_examples=minimum)
+        widths = (int(x.shape[1]), int(y.shape[1]))
+        if self._widths is None:
+            self._widths = widths
+        for name, width, first in zip("xy", widths, self._widths):
+            if width != first:
+                raise ValueError(
+                    f"Argument `{name}` has {width} features, but the "
+                    f"earlier batches had {first}: every batch must come "
+                    "from the same two representations (call `reset()` "
+                    "to start over)."
+                )
         wide = _inputs.wide()
         m = int(x.shape[0])
         if self.estimator == "exact":

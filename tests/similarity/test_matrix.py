@@ -209,3 +209,24 @@ def test_matrix_with_an_all_constant_representation(metric):
     np.testing.assert_array_equal(
         pairwise_matrix([flat], [flat, x], metric=metric), 0.0
     )
+
+
+@pytest.mark.parametrize(
+    "metric, options, error, match",
+    [
+        ("rbf_cka", dict(sigma=-1.0), ValueError, "sigma"),
+        ("rbf_cka", dict(sigma=float("nan")), ValueError, "sigma"),
+        ("rbf_cka", dict(threshold=0.0), ValueError, "threshold"),
+        ("rbf_cka", dict(debiased=1), TypeError, "debiased"),
+        ("svcca", dict(keep=-1), ValueError, "keep"),
+        ("svcca", dict(sigma=1.0), TypeError, "keep"),
+        ("linear_cka", dict(keep=0.5), TypeError, "no options"),
+        ("cca", dict(threshold=1.0), TypeError, "no options"),
+    ],
+)
+def test_pairwise_matrix_checks_metric_options(metric, options, error, match):
+    # Each option as the pairwise metric checks it, and one the metric
+    # does not take is an error rather than silently ignored.
+    acts = [np.random.default_rng(i).random((30, 4)) for i in range(2)]
+    with pytest.raises(error, match=match):
+        pairwise_matrix(acts, metric=metric, **options)

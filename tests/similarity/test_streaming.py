@@ -1,6 +1,7 @@
 """Streaming CKA: exact mode against one-shot CKA, minibatch mode against
 a NumPy Gram-space U-statistic."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -55,3 +56,20 @@ def test_validation():
         StreamingCKA().result()
     with pytest.raises(ValueError, match="at least 4"):
         StreamingCKA().update(np.ones((3, 2)), np.ones((3, 2)))
+
+
+@pytest.mark.parametrize("estimator", ["minibatch", "exact"])
+def test_a_change_of_width_is_rejected_and_leaves_the_sums(estimator, rng):
+    x = rng.normal(size=(40, 5)).astype("float32")
+    y = rng.normal(size=(40, 4)).astype("float32")
+    acc = StreamingCKA(estimator)
+    acc.update(x[:20], y[:20])
+    before = float(keras.ops.convert_to_numpy(acc.result()))
+    with pytest.raises(ValueError, match="`x` has 3 features"):
+        acc.update(x[20:, :3], y[20:])
+    with pytest.raises(ValueError, match="`y` has 2 features"):
+        acc.update(x[20:], y[20:, :2])
+    assert acc.count == 20
+    assert float(keras.ops.convert_to_numpy(acc.result())) == before
+    acc.reset()
+    acc.update(x[:, :3], y)  # a new pair of representations after reset
