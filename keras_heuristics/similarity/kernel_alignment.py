@@ -55,8 +55,24 @@ def _debias(xty, rx, ry, sx, sy, n):
     )
 
 
+def _safe_scale(total):
+    """`total`, and 1 where it is 0 (a constant representation). Callers
+    divide by it rather than multiply by its inverse, which underflows in
+    float32 for totals beyond about 1e38."""
+    return ops.where(total > 0, total, 1.0)
+
+
 class FeatureStats:
-    """Per-representation statistics for feature-space linear CKA."""
+    """Per-representation statistics for feature-space linear CKA.
+
+    Every statistic is divided by the matching power of `‖X̄‖²_F`, the
+    trace of the Gram (CKA does not change when a side is scaled): the
+    sums of squared Gram entries grow as the fourth power of the
+    activations, and in float32 (JAX's default) they overflowed for
+    activations of about 1e7 (n=10,000, d=512), giving 0 or NaN instead of
+    the scale-free value. The limit is now the Gram product itself, about
+    1e17.
+    """
 
     def __init__(self, x, means=None):
         self.n = int(x.shape[0])
@@ -65,14 +81,17 @@ class FeatureStats:
         else:
             self.centred = x - means[None, :]
         g = _inputs.gram(self.centred)
-        self.self_dot = ops.sum(ops.square(g))
+        self.scale = _safe_scale(ops.trace(g))
+        self.norm = ops.sqrt(self.scale)
+        self.self_dot = ops.sum(ops.square(g / self.scale))
 
     @functools.cached_property
     def row_sq(self):
         # only the debiased estimator needs these (one more pass over x)
-        return ops.cast(
+        rows = ops.cast(
             ops.sum(ops.square(self.centred), axis=1), _inputs.wide()
         )
+        return rows / self.scale
 
     @functools.cached_property
     def total_sq(self):
@@ -80,7 +99,8 @@ class FeatureStats:
 
 
 def linear_cka_from_stats(a, b, debiased=False):
-    xy = ops.sum(ops.square(_inputs.gram(a.centred, b.centred)))
+    cross = _inputs.gram(a.centred, b.centred) / a.norm
+    xy = ops.sum(ops.square(cross / b.norm))
     if not debiased:
         return _ratio(xy, a.self_dot, b.self_dot)
     n = a.n
@@ -111,8 +131,11 @@ def cka_from_grams(kc, lc):
 
 
 def linear_gram(x):
+    """The centred linear Gram `X̄X̄ᵀ` in the wide float, divided by its
+    trace (CKA is scale-free; see `FeatureStats`)."""
     xc = _inputs.centre(x)
-    return ops.cast(ops.matmul(xc, ops.transpose(xc)), _inputs.wide())
+    k = ops.cast(ops.matmul(xc, ops.transpose(xc)), _inputs.wide())
+    return k / _safe_scale(ops.trace(k))
 
 
 def _check_debiased(debiased, n):

@@ -143,6 +143,14 @@ def _tile_cross(tops_a, lefts_a, tops_b, lefts_b, weight):
     )
 
 
+def _unit_centred(x):
+    """The centred activations divided by their Frobenius norm: CKA is
+    scale-free, and the squared tile products grow as the fourth power of
+    the activations (see `kernel_alignment.FeatureStats`)."""
+    xc = _inputs.centre(x)
+    return xc / ops.sqrt(cka_lib._safe_scale(ops.sum(ops.square(xc))))
+
+
 def _width_groups(acts, padded, size):
     """The centred activations stacked by width, `(reps, padded, d)` with
     zero rows appended (they add nothing), cut into row tiles; and the
@@ -154,7 +162,7 @@ def _width_groups(acts, padded, size):
     stacks = [
         ops.stack(
             [
-                ops.pad(_inputs.centre(acts[i]), [[0, padded - n], [0, 0]])
+                ops.pad(_unit_centred(acts[i]), [[0, padded - n], [0, 0]])
                 for i in idx
             ]
         )
@@ -318,10 +326,9 @@ def summarise(metric, x, gram_space=False, **options):
     if metric in ("linear_cka", "debiased_linear_cka"):
         debiased = metric == "debiased_linear_cka"
         if gram_space:
-            xc = _inputs.centre(x)
-            gram = ops.matmul(xc, ops.transpose(xc))  # centred already
+            gram = cka_lib.linear_gram(x)  # centred already
             if debiased:
-                gram = cka_lib.centre_gram(ops.cast(gram, _inputs.wide()), True)
+                gram = cka_lib.centre_gram(gram, True)
             return gram, None
         return cka_lib.FeatureStats(x), None
     gram = cka_lib.rbf_gram(

@@ -96,6 +96,36 @@ def test_invariant_to_orthogonal_maps_and_isotropic_scaling(seed, scale):
     assert abs(float(linear_cka(x2, x)) - 1.0) < 1e-5
 
 
+@pytest.mark.parametrize("scale", [1e-12, 1e8, 1e15])
+def test_large_and_small_activations_keep_the_scale_free_value(scale):
+    # The sums of squared Gram entries grow as the fourth power of the
+    # activations: in float32 they overflowed from about 1e7 (0 instead of
+    # the value) and underflowed to nothing for tiny ones. The reference is
+    # the same call on unit-scale data (CKA does not change with scale).
+    from keras_heuristics.similarity.matrix import pairwise_matrix
+
+    x, y = _data.pair("relu", n=120, d=6)
+    wide = np.concatenate([x] * 30, axis=1)[:, :150]  # n < d: Gram space
+    expected = {
+        "feature": float(linear_cka(x, y)),
+        "debiased": float(linear_cka(x, y, debiased=True)),
+        "gram": float(linear_cka(wide, y)),
+    }
+    big = (x * scale).astype("float32")
+    got = {
+        "feature": float(linear_cka(big, y)),
+        "debiased": float(linear_cka(big, y, debiased=True)),
+        "gram": float(linear_cka((wide * scale).astype("float32"), y)),
+    }
+    for key, value in expected.items():
+        assert abs(got[key] - value) < 1e-4, key
+    for a in (x, wide):  # feature space, then tiles of the n x n Grams
+        matrix = pairwise_matrix([a, y, a[:, ::-1]], metric="linear_cka")
+        b = (a * scale).astype("float32")
+        scaled = pairwise_matrix([b, y, b[:, ::-1]], metric="linear_cka")
+        np.testing.assert_allclose(scaled, matrix, atol=1e-4)
+
+
 def test_identity_and_constant():
     x, _ = _data.pair("relu", n=50, d=6)
     assert abs(float(linear_cka(x, x)) - 1.0) < 1e-6
