@@ -4,6 +4,7 @@ Every check raises with a message in Keras' style: it names the argument,
 says what was expected and repeats what was received.
 """
 
+import collections.abc
 import math
 import numbers
 
@@ -93,8 +94,14 @@ def check_choice(name, value, choices):
 
 
 def check_boundaries(name, values):
-    """A strictly increasing list of positive numbers (steps or epochs)."""
-    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+    """A strictly increasing list of positive numbers (steps or epochs).
+
+    A mapping or a set is refused: its order, or what it maps, is not a
+    list of steps.
+    """
+    if isinstance(
+        values, (str, bytes, collections.abc.Mapping, collections.abc.Set)
+    ) or not hasattr(values, "__iter__"):
         raise TypeError(
             f"Argument `{name}` must be a list of steps. "
             + _received(name, values)

@@ -1,6 +1,9 @@
 """Machinery shared by the schedules: dtype handling, epochs, nesting."""
 
+import numbers
+
 import keras
+import numpy as np
 from keras import ops
 
 from keras_heuristics import _backend
@@ -18,12 +21,20 @@ class BaseSchedule(keras.optimizers.schedules.LearningRateSchedule):
     `keras_heuristics._backend.wide_float`). The result is cast to Keras'
     `floatx()`. Step tensors of any shape are accepted, so a whole range of
     steps can be evaluated in one call.
+
+    A concrete step (a Python number, a NumPy scalar or array, a list) must
+    be finite and >= 0 (see `check_step`); a backend tensor or variable,
+    possibly traced inside a compiled training step, is used as it is.
     """
 
     def __init__(self, steps_per_epoch=None, name=None):
         if steps_per_epoch is not None:
             steps_per_epoch = _validation.check_int(
                 "steps_per_epoch", steps_per_epoch, minimum=1
+            )
+        if name is not None and not isinstance(name, str):
+            raise TypeError(
+                f"Argument `name` must be a string or None. Received: name={name!r}"
             )
         self.steps_per_epoch = steps_per_epoch
         self.name = name
@@ -35,6 +46,13 @@ class BaseSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return value * self.steps_per_epoch
 
     def __call__(self, step):
+        # A Python int (the common eager call) costs one comparison; other
+        # concrete steps get the full check; tensors pass unchecked.
+        if type(step) is int:
+            if step < 0:
+                check_step(step)
+        elif isinstance(step, _HOST_STEPS) or not hasattr(step, "shape"):
+            check_step(step)
         index = _backend.eager_host_step(step)
         if index is None or index < 0:
             return self._evaluate(step)
@@ -75,6 +93,42 @@ class BaseSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self):
         return {"steps_per_epoch": self.steps_per_epoch, "name": self.name}
+
+
+# Steps whose values are on the host, checked by `check_step`. Anything
+# else with a `shape` (a backend tensor or variable, a symbolic or traced
+# tensor) is not read.
+_HOST_STEPS = (numbers.Number, np.ndarray, np.generic, list, tuple)
+
+
+def check_step(step):
+    """Checks a concrete step: a real number or array of them, finite, >= 0.
+
+    Raises:
+        TypeError: if `step` is not a real number (or array of them).
+        ValueError: if any step is negative or not finite.
+    """
+    if isinstance(step, (bool, np.bool_, str, bytes)) or step is None:
+        values = None
+    else:
+        try:
+            values = np.asarray(step)
+        except (TypeError, ValueError):
+            values = None
+    if values is None or values.dtype.kind not in "iuf":
+        raise TypeError(
+            "Argument `step` must be a real number, an array of them or a "
+            f"tensor. Received: step={step!r} of type {type(step).__name__}"
+        )
+    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+        raise ValueError(
+            f"Argument `step` must be finite. Received: step={step!r}"
+        )
+    if np.any(values < 0):
+        raise ValueError(
+            f"Argument `step` must be >= 0. Received: step={step!r}"
+        )
+    return step
 
 
 def check_learning_rate(name, value):

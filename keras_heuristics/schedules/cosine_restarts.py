@@ -8,6 +8,11 @@ from keras import ops
 from keras_heuristics import _validation
 from keras_heuristics.schedules import _base
 
+# Largest `t_mul`. Beyond it the schedule has in effect no second restart,
+# and its cycle boundaries `first_decay_steps * t_mul**i` (with `t_mul**2`
+# in the boundary check) overflow float32, the compute dtype on JAX.
+MAX_T_MUL = 1000.0
+
 
 @keras.saving.register_keras_serializable(package="keras_heuristics")
 class CosineRestarts(_base.BaseSchedule):
@@ -47,7 +52,8 @@ class CosineRestarts(_base.BaseSchedule):
         initial_learning_rate: Peak learning rate of the first cycle, >= 0.
         first_decay_steps: Length of the first cycle, > 0 (in epochs when
             `steps_per_epoch` is given; the rate still changes every step).
-        t_mul: Factor by which each cycle is longer than the previous, >= 1.
+        t_mul: Factor by which each cycle is longer than the previous, in
+            [1, 1000] (`MAX_T_MUL`).
         m_mul: Factor by which each cycle's amplitude above the floor is
             smaller than the previous, in (0, 1].
         alpha: Floor as a fraction of `initial_learning_rate`, in [0, 1].
@@ -86,11 +92,7 @@ class CosineRestarts(_base.BaseSchedule):
         self.first_decay_steps = _validation.check_positive(
             "first_decay_steps", first_decay_steps
         )
-        self.t_mul = _validation.check_number("t_mul", t_mul)
-        if self.t_mul < 1:
-            raise ValueError(
-                f"Argument `t_mul` must be >= 1. Received: t_mul={t_mul!r}"
-            )
+        self.t_mul = _validation.check_in_range("t_mul", t_mul, 1.0, MAX_T_MUL)
         self.m_mul = _validation.check_number("m_mul", m_mul)
         if not 0 < self.m_mul <= 1:
             raise ValueError(
@@ -102,11 +104,15 @@ class CosineRestarts(_base.BaseSchedule):
         return self._steps(self.first_decay_steps)
 
     def _cycle_start(self, i):
-        """Start of cycle `i` in steps (Python float)."""
+        """Start of cycle `i` in steps (Python float, inf past float64)."""
         period = self._period()
         if self.t_mul == 1.0:
             return i * period
-        return period * (self.t_mul**i - 1.0) / (self.t_mul - 1.0)
+        try:
+            growth = self.t_mul**i
+        except OverflowError:
+            return math.inf
+        return period * (growth - 1.0) / (self.t_mul - 1.0)
 
     def _value(self, step, dtype):
         # Python operators on the backend tensors, and few `keras.ops`
@@ -148,10 +154,12 @@ class CosineRestarts(_base.BaseSchedule):
         steps = []
         i = 1
         while True:
-            start = math.ceil(self._cycle_start(i) - 1e-9)
+            # ceil(s) > up_to exactly when s > up_to (an integer): compared
+            # before the ceil, which an infinite start would not survive.
+            start = self._cycle_start(i) - 1e-9
             if start > up_to:
                 return steps
-            steps.append(start)
+            steps.append(math.ceil(start))
             i += 1
 
     def get_config(self):

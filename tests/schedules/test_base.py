@@ -141,3 +141,56 @@ def test_changed_argument_is_not_answered_from_old_values():
     assert float(keras.ops.convert_to_numpy(schedule(0))) == pytest.approx(0.1)
     schedule.initial_learning_rate = 0.5
     assert float(keras.ops.convert_to_numpy(schedule(0))) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+@pytest.mark.parametrize(
+    "step, error",
+    [
+        (-100, ValueError),
+        (-0.5, ValueError),
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        (np.float32("nan"), ValueError),
+        (np.int64(-3), ValueError),
+        (np.array([0, 5, -1]), ValueError),
+        ([0.0, float("inf")], ValueError),
+        (None, TypeError),
+        ("a", TypeError),
+        (True, TypeError),
+        ({"step": 1}, TypeError),
+        (np.array(["1"]), TypeError),
+    ],
+)
+def test_bad_concrete_steps_raise_naming_step(name, step, error):
+    schedule = FACTORIES[name]()
+    with pytest.raises(error, match="step"):
+        schedule(step)
+
+
+def test_good_concrete_steps_still_evaluate():
+    schedule = FACTORIES["CosineRestarts"]()
+    expected = values(schedule, 6)
+    for step in (5, 5.0, np.int16(5), np.float64(5.0)):
+        got = float(keras.ops.convert_to_numpy(schedule(step)))
+        assert got == pytest.approx(expected[5], rel=1e-6)
+    got = keras.ops.convert_to_numpy(schedule([0, 3, 5]))
+    np.testing.assert_allclose(got, expected[[0, 3, 5]], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda name: schedules.CosineRestarts(0.1, 4, name=name),
+        lambda name: schedules.LinearDecay(0.1, 9, name=name),
+        lambda name: schedules.StepDecay(0.1, step_size=2, name=name),
+        lambda name: schedules.Warmup(0.1, 3, name=name),
+        lambda name: schedules.WarmupStableDecay(0.1, 2, 3, 4, name=name),
+        lambda name: schedules.Join([0.1, 0.2], [3], name=name),
+    ],
+)
+def test_name_must_be_a_string_or_none(make):
+    with pytest.raises(TypeError, match="name"):
+        make(123)
+    assert make(None).name is None
+    assert make("lr").name == "lr"

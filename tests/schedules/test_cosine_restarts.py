@@ -107,6 +107,9 @@ def test_steps_per_epoch_counts_epochs():
         (dict(first_decay_steps=-5), ValueError, "first_decay_steps"),
         (dict(first_decay_steps="10"), TypeError, "first_decay_steps"),
         (dict(t_mul=0.5), ValueError, "t_mul"),
+        (dict(t_mul=1e300), ValueError, "t_mul"),
+        (dict(t_mul=1000.5), ValueError, "t_mul"),
+        (dict(t_mul=float("inf")), ValueError, "t_mul"),
         (dict(m_mul=0.0), ValueError, "m_mul"),
         (dict(m_mul=1.5), ValueError, "m_mul"),
         (dict(alpha=-0.1), ValueError, "alpha"),
@@ -132,3 +135,15 @@ def test_validation(kwargs, error, match):
 def test_restart_steps_validation():
     with pytest.raises(ValueError, match="up_to"):
         CosineRestarts(0.1, 10).restart_steps(-1)
+
+
+def test_largest_t_mul_stays_finite():
+    # t_mul = MAX_T_MUL: restarts at 1 and 1001; past float64 the cycle
+    # starts are infinite and end the list (t_mul**i used to overflow).
+    schedule = CosineRestarts(0.1, 1, t_mul=1000)
+    assert schedule.restart_steps(5) == [1]
+    assert schedule.restart_steps(10**400)[:2] == [1, 1001]
+    steps = np.array([0, 1, 5, 1000, 1001, 10**6, 2 * 10**9], "int64")
+    got = keras.ops.convert_to_numpy(schedule(steps))
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got[[0, 1, 4]], 0.1, rtol=1e-5)

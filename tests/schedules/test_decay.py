@@ -41,6 +41,8 @@ def test_linear_matches_torch_linearlr():
         (dict(boundaries=[]), ValueError, "non-empty"),
         (dict(boundaries=[-1]), ValueError, "boundaries"),
         (dict(boundaries="10"), TypeError, "boundaries"),
+        (dict(boundaries={1: 2}), TypeError, "boundaries"),
+        (dict(boundaries={3, 7}), TypeError, "boundaries"),
         (dict(step_size=3, factor=0), ValueError, "factor"),
     ],
 )

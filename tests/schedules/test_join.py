@@ -41,6 +41,7 @@ def test_epochs():
         (([0.1, 0.2], [5, 6]), ValueError, "len\\(schedules\\) - 1"),
         (([0.1, 0.2, 0.3], [6, 5]), ValueError, "strictly increasing"),
         (([0.1, 0.2], [0]), ValueError, "boundaries"),
+        (([0.1, 0.2], {5: 1}), TypeError, "boundaries"),
     ],
 )
 def test_validation(args, error, match):
