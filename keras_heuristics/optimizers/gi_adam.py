@@ -3,6 +3,37 @@
 import keras
 from keras import ops
 
+from keras_heuristics import _validation
+
+
+def _check_arguments(learning_rate, kwargs):
+    """Checks the hyperparameters given to `GIAdam`/`GIAdamW`.
+
+    A numeric `learning_rate` must be finite and > 0 (a schedule or a
+    callable is taken as it is), `beta_1` and `beta_2` in [0, 1),
+    `epsilon` > 0 and `weight_decay` (where given) finite and >= 0.
+    Returns the learning rate, a number as the Python float Keras needs.
+    """
+    if not isinstance(
+        learning_rate, keras.optimizers.schedules.LearningRateSchedule
+    ) and not callable(learning_rate):
+        learning_rate = _validation.check_positive(
+            "learning_rate", learning_rate
+        )
+    for name in ("beta_1", "beta_2"):
+        if name in kwargs:
+            value = _validation.check_number(name, kwargs[name])
+            if not 0.0 <= value < 1.0:
+                raise ValueError(
+                    f"Argument `{name}` must be in [0, 1). "
+                    f"Received: {name}={kwargs[name]!r}"
+                )
+    if "epsilon" in kwargs:
+        _validation.check_positive("epsilon", kwargs["epsilon"])
+    if kwargs.get("weight_decay") is not None:
+        _validation.check_non_negative("weight_decay", kwargs["weight_decay"])
+    return learning_rate
+
 
 class _GradientInitMixin:
     """Sets `v <- g0**2` on the first update, then runs the usual update.
@@ -39,6 +70,13 @@ class GIAdam(_GradientInitMixin, keras.optimizers.Adam):
 
     All arguments are those of `keras.optimizers.Adam`.
 
+    Raises:
+        TypeError: if a hyperparameter is not a number (the learning rate
+            may also be a schedule or a callable).
+        ValueError: if a numeric `learning_rate` is not finite and > 0,
+            `beta_1` or `beta_2` is outside [0, 1), `epsilon` is not > 0,
+            or `weight_decay` is not finite and >= 0.
+
     Example:
 
     ```python
@@ -53,6 +91,7 @@ class GIAdam(_GradientInitMixin, keras.optimizers.Adam):
     """
 
     def __init__(self, learning_rate=0.001, name="gi_adam", **kwargs):
+        learning_rate = _check_arguments(learning_rate, kwargs)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
 
 
@@ -64,7 +103,8 @@ class GIAdamW(_GradientInitMixin, keras.optimizers.AdamW):
     `w -= lr * weight_decay * w` before each step) with the GI-Adam
     initialisation `v_0 = g_0**2` of `keras_heuristics.optimizers.GIAdam`;
     both bias corrections are unchanged. All arguments are those of
-    `keras.optimizers.AdamW`.
+    `keras.optimizers.AdamW`, checked as `GIAdam`'s are (`weight_decay`
+    finite and >= 0).
 
     Example:
 
@@ -80,4 +120,5 @@ class GIAdamW(_GradientInitMixin, keras.optimizers.AdamW):
     """
 
     def __init__(self, learning_rate=0.001, name="gi_adamw", **kwargs):
+        learning_rate = _check_arguments(learning_rate, kwargs)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)

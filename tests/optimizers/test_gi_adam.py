@@ -60,8 +60,9 @@ def test_plain_adam_differs_only_in_the_initial_state():
 
 def test_trajectory_matches_optax_from_the_same_state(rng):
     gradients = rng.normal(size=(6, 4)).astype("float32")
+    # Keras' epsilon must be > 0; 1e-12 moves these steps by < 1e-8.
     _, w = _run(
-        GIAdam(learning_rate=0.05, beta_1=0.8, beta_2=0.99, epsilon=0.0),
+        GIAdam(learning_rate=0.05, beta_1=0.8, beta_2=0.99, epsilon=1e-12),
         gradients,
     )
     expected = _optax_reference(
@@ -73,7 +74,7 @@ def test_trajectory_matches_optax_from_the_same_state(rng):
 def test_adamw_trajectory_matches_optax(rng):
     gradients = rng.normal(size=(5, 4)).astype("float32")
     _, w = _run(
-        GIAdamW(learning_rate=0.05, weight_decay=0.1, epsilon=0.0),
+        GIAdamW(learning_rate=0.05, weight_decay=0.1, epsilon=1e-12),
         gradients,
     )
     expected = _optax_reference(
@@ -127,3 +128,44 @@ def test_model_with_gi_adam_saves_and_resumes(tmp_path, rng):
         ops.convert_to_numpy(model.optimizer._velocities[0]),
     )
     restored.fit(x, y, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("cls", [GIAdam, GIAdamW])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(learning_rate=float("nan")), ValueError, "learning_rate"),
+        (dict(learning_rate=float("inf")), ValueError, "learning_rate"),
+        (dict(learning_rate=0.0), ValueError, "learning_rate"),
+        (dict(learning_rate=-0.1), ValueError, "learning_rate"),
+        (dict(learning_rate="0.1"), TypeError, "learning_rate"),
+        (dict(beta_1=2), ValueError, "beta_1"),
+        (dict(beta_1=1.0), ValueError, "beta_1"),
+        (dict(beta_1=-1), ValueError, "beta_1"),
+        (dict(beta_2=float("nan")), ValueError, "beta_2"),
+        (dict(beta_2=1.5), ValueError, "beta_2"),
+        (dict(beta_2=None), TypeError, "beta_2"),
+        (dict(epsilon=-1), ValueError, "epsilon"),
+        (dict(epsilon=0.0), ValueError, "epsilon"),
+        (dict(weight_decay=-1), ValueError, "weight_decay"),
+        (dict(weight_decay=float("nan")), ValueError, "weight_decay"),
+    ],
+)
+def test_bad_hyperparameters(cls, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        cls(**kwargs)
+    if "learning_rate" not in kwargs:  # checked with a schedule too
+        schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+        with pytest.raises(error, match=match):
+            cls(learning_rate=schedule, **kwargs)
+
+
+@pytest.mark.parametrize("cls", [GIAdam, GIAdamW])
+def test_schedules_callables_and_edge_values_are_accepted(cls):
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+    assert cls(learning_rate=schedule)._learning_rate is schedule
+    cls(learning_rate=lambda: 0.01)
+    # A number of any type becomes the Python float Keras needs.
+    optimizer = cls(learning_rate=np.float32(0.5), beta_1=0.0, beta_2=0.0)
+    assert float(ops.convert_to_numpy(optimizer.learning_rate)) == 0.5
+    cls(learning_rate=1, weight_decay=0.0)
