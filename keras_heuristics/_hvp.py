@@ -66,7 +66,39 @@ def _unpack(batch):
     )
     x, y = batch[0], batch[1]
     sample_weight = batch[2] if len(batch) == 3 else None
+    _check_batch((x, y, sample_weight))
     return x, y, sample_weight
+
+
+def _check_batch(batch):
+    """Checks the fixed `(x, y, sample_weight)` batch taken from `data`.
+
+    Every array needs a batch axis with the same number of rows, at least
+    one, and the numeric ones finite values.
+    """
+    rows = set()
+    for part, name in zip(batch, ("x", "y", "sample_weight")):
+        for array in keras.tree.flatten(part):
+            if array is None:
+                continue
+            array = np.asarray(array)
+            if array.ndim == 0:
+                raise ValueError(
+                    f"Argument `data`: each array of {name} needs a batch "
+                    f"axis. Received: a scalar {name}={array!r}"
+                )
+            rows.add(int(array.shape[0]))
+            if array.dtype.kind in "fc" and not np.all(np.isfinite(array)):
+                raise ValueError(
+                    f"Argument `data`: {name} holds NaN or infinite values."
+                )
+    if len(rows) > 1:
+        raise ValueError(
+            "Argument `data`: x, y (and sample_weight) must have the same "
+            f"number of rows. Received: row counts {sorted(rows)}"
+        )
+    if rows == {0}:
+        raise ValueError("Argument `data` holds no rows. Received: 0 rows")
 
 
 def check_compiled(model, caller):

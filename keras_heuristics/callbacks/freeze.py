@@ -1,5 +1,7 @@
 """Freezing chosen layers for the first steps of training."""
 
+import collections.abc
+
 import keras
 from keras import ops
 
@@ -50,8 +52,8 @@ class FreezeLayers(keras.callbacks.Callback):
     the trainer's state is synced to the variables after every frozen step.
 
     Args:
-        layers: Names of the layers to freeze, or layer objects (nested
-            layers of a sub-model included).
+        layers: A list of names of the layers to freeze, or of layer
+            objects of the model (nested layers of a sub-model included).
         steps: Number of updates to keep them frozen, >= 0.
 
     Example:
@@ -71,6 +73,11 @@ class FreezeLayers(keras.callbacks.Callback):
         super().__init__()
         if isinstance(layers, (str, keras.layers.Layer)):
             layers = [layers]
+        if isinstance(layers, (collections.abc.Mapping, collections.abc.Set)):
+            raise TypeError(
+                "Argument `layers` must be a list of layer names or layers, "
+                f"not a {type(layers).__name__}. Received: layers={layers!r}"
+            )
         try:
             layers = list(layers)
         except TypeError:

@@ -99,7 +99,11 @@ class LayerSimilarity(keras.callbacks.Callback):
         batch_size: Probe examples per forward pass.
         activations_fn: Callable replacing activation capture of the
             trained model (subclassed models).
-        **options: Metric options (`keep` for SVCCA, ...).
+        **options: Metric options, checked here as the metric checks them:
+            `keep` for SVCCA (a fraction of variance in (0, 1] or a number
+            of directions >= 1), `sigma` (None or > 0), `threshold` (> 0)
+            and `debiased` (a bool) for RBF CKA; an option the metric does
+            not take is a `TypeError`.
 
     Attributes:
         layer_names: The compared layers.
@@ -167,12 +171,7 @@ class LayerSimilarity(keras.callbacks.Callback):
             "batch_size", batch_size, minimum=1
         )
         self.activations_fn = activations_fn
-        unknown = sorted(
-            set(options) - {"keep", "sigma", "threshold", "debiased"}
-        )
-        if unknown:
-            raise TypeError(f"Unknown metric options: {unknown}")
-        self.options = options
+        self.options = matrix_lib.check_options(self.metric, options)
         if every_n_steps is not None:
             # Only then a batch hook: Keras runs the training loop without
             # waiting for each step when no callback has one (JAX).
@@ -300,9 +299,7 @@ class LayerSimilarity(keras.callbacks.Callback):
         )
         for layer, value in zip(self.layer_names, values):
             self._writer.scalar(f"{self.name}/{layer}", value, step)
-        self._writer.image(
-            f"{self.name}_heatmap", heatmap.heatmap_image(self.values), step
-        )
+        self._write_heatmap(self.values, step)
 
     def _write_matrix(self, step, m):
         schema.write_similarity_matrix(
@@ -319,9 +316,18 @@ class LayerSimilarity(keras.callbacks.Callback):
         )
         for layer, value in zip(self.layer_names, m.max(axis=1)):
             self._writer.scalar(f"{self.name}/{layer}", value, step)
-        self._writer.image(
-            f"{self.name}_heatmap", heatmap.heatmap_image(m), step
-        )
+        self._write_heatmap(m, step)
+
+    def _write_heatmap(self, m, step):
+        # Cells shrink as the picture grows (layers x thousands of
+        # evaluation points); one beyond a pixel a cell is left out.
+        cell = heatmap.fitting_cell(np.shape(m))
+        if cell:
+            self._writer.image(
+                f"{self.name}_heatmap",
+                heatmap.heatmap_image(m, cell=cell),
+                step,
+            )
 
     def on_train_end(self, logs=None):
         if self.reference == "final":

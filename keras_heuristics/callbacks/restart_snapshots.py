@@ -1,6 +1,7 @@
 """Weights saved just before each warm restart (the SGDR iterates)."""
 
 import os
+import string
 import warnings
 
 import keras
@@ -27,12 +28,14 @@ def _check_filepath(filepath):
         )
     try:
         filepath.format(index=0, step=0, epoch=0)
-    except (KeyError, IndexError, ValueError) as error:
+    except Exception as error:  # any field or format spec that fails
         raise ValueError(
             "Argument `filepath` may only use the fields {index}, {step} and "
-            f"{{epoch}}. Received: filepath={filepath!r} ({error})"
+            f"{{epoch}}. Received: filepath={filepath!r} "
+            f"({type(error).__name__}: {error})"
         ) from None
-    if "{index}" not in filepath and "{step}" not in filepath:
+    fields = {name for _, name, _, _ in string.Formatter().parse(filepath)}
+    if not fields & {"index", "step"}:  # "{index:03d}" counts too
         raise ValueError(
             "Argument `filepath` must contain '{index}' or '{step}' so that "
             f"snapshots do not overwrite each other. Received: {filepath!r}"
@@ -186,7 +189,26 @@ class RestartSnapshots(keras.callbacks.Callback):
 
         Returns:
             The mean prediction, a NumPy array.
+
+        Raises:
+            TypeError: if `model` is not a `keras.Model`.
+            ValueError: if `x` is None, `last` or `batch_size` is not a
+                positive integer, or no snapshot has been saved yet.
         """
+        if not isinstance(model, keras.Model):
+            raise TypeError(
+                "Argument `model` must be a `keras.Model` of the architecture "
+                f"the snapshots were saved from. Received: model={model!r} of "
+                f"type {type(model).__name__}"
+            )
+        if x is None:
+            raise ValueError(
+                "Argument `x` must hold the inputs to predict on. Received: x=None"
+            )
+        if batch_size is not None:
+            batch_size = _validation.check_int(
+                "batch_size", batch_size, minimum=1
+            )
         if not self.snapshots:
             raise ValueError(
                 "No snapshot has been saved yet: train with this callback "

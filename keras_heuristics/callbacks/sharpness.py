@@ -16,6 +16,19 @@ from keras_heuristics.optimizers import gi_adam
 METHODS = ("lanczos", "power")
 
 
+class _NotFinite(ValueError):
+    """The operator gave a non-finite product (a NaN or inf loss)."""
+
+
+def _finite(value):
+    if not math.isfinite(value):
+        raise _NotFinite(
+            "The operator's products are not finite (a Rayleigh quotient or "
+            f"norm is {value}); the eigenvalue is undefined."
+        )
+    return value
+
+
 def top_eigenvalue(
     operator, initial_vector, method="lanczos", num_iterations=20, tol=1e-6
 ):
@@ -37,6 +50,10 @@ def top_eigenvalue(
     Returns:
         `(eigenvalue, eigenvector, iterations)`: a Python float, a unit
         1-D tensor and the number of products used.
+
+    Raises:
+        ValueError: if `initial_vector` is zero or not finite, or if a
+            product of the operator is not finite.
     """
     _validation.check_choice("method", method, METHODS)
     num_iterations = _validation.check_int(
@@ -44,9 +61,12 @@ def top_eigenvalue(
     )
     tol = _validation.check_non_negative("tol", tol)
     v = ops.convert_to_tensor(initial_vector)
-    norm = ops.norm(v)
-    if float(norm) == 0.0:
-        raise ValueError("Argument `initial_vector` must be non-zero.")
+    norm = float(ops.norm(v))
+    if norm == 0.0 or not math.isfinite(norm):
+        raise ValueError(
+            "Argument `initial_vector` must be non-zero and finite. "
+            f"Received: a vector of norm {norm}"
+        )
     v = v / norm
     if method == "power":
         return _power(operator, v, num_iterations, tol)
@@ -57,9 +77,9 @@ def _power(operator, v, num_iterations, tol):
     value = None
     for i in range(num_iterations):
         av = operator(v)
-        new_value = float(ops.sum(v * av))
-        norm = ops.norm(av)
-        if float(norm) == 0.0:
+        new_value = _finite(float(ops.sum(v * av)))
+        norm = _finite(float(ops.norm(av)))
+        if norm == 0.0:
             return 0.0, v, i + 1
         v = av / norm
         if value is not None and abs(new_value - value) <= tol * abs(new_value):
@@ -85,11 +105,11 @@ def _lanczos(operator, v, num_iterations, tol):
     value, coefficients = 0.0, np.ones(1)
     for i in range(num_iterations):
         w = operator(v)
-        alphas.append(float(ops.sum(w * v)))
+        alphas.append(_finite(float(ops.sum(w * v))))
         # w <- w - V^T (V w), twice, for orthogonality in float32.
         for _ in range(2):
             w = w - ops.matmul(ops.matmul(basis, w), basis)
-        beta = float(ops.norm(w))
+        beta = _finite(float(ops.norm(w)))
         value, coefficients = _tridiagonal_top(alphas, betas)
         if previous is not None and abs(value - previous) <= tol * abs(value):
             break
@@ -205,7 +225,8 @@ class Sharpness(keras.callbacks.Callback):
 
     Args:
         data: The fixed batch: an `(x, y)` tuple of arrays or a dataset,
-            whose first batch is used.
+            whose first batch is used. Its arrays must have the same
+            number of rows, at least one, and finite values.
         log_dir: Root folder of the run's logs, or None to keep only
             `self.history`.
         every_n_steps: Measurement period in optimizer updates, >= 1. Step
@@ -213,8 +234,8 @@ class Sharpness(keras.callbacks.Callback):
         method: `"lanczos"` (default) or `"power"`.
         num_iterations: Most Hessian-vector products per measurement.
         batch_size: Rows of an array `data` to use; all when None.
-        preconditioned: Whether to measure `lambda_max(P^-1 H)`; `"auto"`
-            does it for the Adam family only.
+        preconditioned: Whether to measure `lambda_max(P^-1 H)` (a bool);
+            `"auto"` does it for the Adam family only.
         seed: Seed of the first start vector.
 
     Example:
@@ -259,6 +280,11 @@ class Sharpness(keras.callbacks.Callback):
                 "batch_size", batch_size, minimum=1
             )
         self.batch_size = batch_size
+        if not isinstance(preconditioned, (bool, str)):
+            raise TypeError(
+                "Argument `preconditioned` must be a bool or 'auto'. "
+                f"Received: preconditioned={preconditioned!r}"
+            )
         self.preconditioned = _validation.check_choice(
             "preconditioned", preconditioned, ("auto", True, False)
         )
@@ -324,7 +350,20 @@ class Sharpness(keras.callbacks.Callback):
             parts = _hvp.unflatten(v, weights)
             return _hvp.flatten(self._product(weights, parts, state))
 
-        values["sharpness"], iterations = self._top("hessian", hessian)
+        def top(key, operator):
+            try:
+                return self._top(key, operator)
+            except _NotFinite as error:
+                loss = self._loss(weights, state)
+                loss = float(ops.convert_to_numpy(loss))
+                raise ValueError(
+                    f"Sharpness at step {step}: the loss on the `data` batch "
+                    f"is {loss} and its Hessian-vector products are not "
+                    "finite, so no eigenvalue can be computed (the "
+                    "weights, the loss or the batch hold NaN or inf values)."
+                ) from error
+
+        values["sharpness"], iterations = top("hessian", hessian)
         values["sharpness/iterations"] = iterations
         if self._measure_preconditioned:
             _, gradients = _hvp.value_and_grad(
@@ -336,7 +375,7 @@ class Sharpness(keras.callbacks.Callback):
             def preconditioned(v):
                 return scale * hessian(scale * v)
 
-            value, _ = self._top("preconditioned", preconditioned)
+            value, _ = top("preconditioned", preconditioned)
             values["sharpness/preconditioned"] = value
             if threshold is not None:
                 values["sharpness/preconditioned_threshold_ratio"] = (

@@ -17,6 +17,7 @@ import keras
 from keras import ops
 
 from keras_heuristics import _inference
+from keras_heuristics import _validation
 from keras_heuristics.similarity import spatial
 
 # model -> {(layer ids, spatial mode): (probe model, run, compiled)}: a new
@@ -176,13 +177,15 @@ class ActivationCapture:
             Ignored for a callable.
         spatial_mode: How `(n, h, w, c)` activations become matrices: see
             `reduce_spatial` (`"pool"`, `"positions"`, `"flatten"`).
-        batch_size: Examples per forward pass.
+        batch_size: Examples per forward pass, an integer >= 1.
     """
 
     def __init__(self, model, layers=None, spatial_mode="pool", batch_size=256):
         spatial.reduce_spatial(ops.zeros((1, 1)), spatial_mode)  # validates
         self.spatial_mode = spatial_mode
-        self.batch_size = int(batch_size)
+        self.batch_size = _validation.check_int(
+            "batch_size", batch_size, minimum=1
+        )
         if isinstance(model, keras.Model):
             self.layers = resolve_layers(model, layers)
             self.names = [layer.name for layer in self.layers]

@@ -18,11 +18,37 @@ data points, and `cca`/`pwcca` raise instead of returning a meaningless 1.
 
 import math
 
+import numpy as np
 from keras import ops
 
 from keras_heuristics import _validation
 
 MODES = ("pool", "positions", "flatten")
+
+
+def _check_x(x):
+    """Checks Python and NumPy inputs; tensors (already numbers, and traced
+    inside compiled code) pass as they are."""
+    if x is None or isinstance(x, (str, bytes)):
+        raise TypeError(
+            "Argument `x` must be an array or tensor of activations. "
+            f"Received: x={x!r:.80}"
+        )
+    if hasattr(x, "shape") and not isinstance(x, np.ndarray):
+        return x
+    try:
+        array = np.asarray(x)
+    except ValueError as error:
+        raise TypeError(
+            "Argument `x` must be an array or tensor of activations. "
+            f"Received: {error}"
+        ) from None
+    if not np.issubdtype(array.dtype, np.number):
+        raise TypeError(
+            "Argument `x` must hold numbers. "
+            f"Received: dtype={array.dtype}, x={x!r:.80}"
+        )
+    return array
 
 
 def reduce_spatial(x, mode="pool"):
@@ -39,6 +65,11 @@ def reduce_spatial(x, mode="pool"):
     Returns:
         A 2-D backend tensor; 2-D inputs are returned unchanged.
 
+    Raises:
+        TypeError: if `x` is not an array or tensor of numbers.
+        ValueError: if `x` has fewer than 2 dimensions or `mode` is not one
+            of the above.
+
     Example:
 
     >>> acts = keras.ops.ones((32, 8, 8, 16))
@@ -46,7 +77,7 @@ def reduce_spatial(x, mode="pool"):
     (32, 16)
     """
     _validation.check_choice("mode", mode, MODES)
-    x = ops.convert_to_tensor(x)
+    x = ops.convert_to_tensor(_check_x(x))
     shape = tuple(x.shape)
     if len(shape) < 2:
         raise ValueError(

@@ -106,3 +106,31 @@ def test_bad_arguments():
     callback.set_model(model)
     with pytest.raises(ValueError, match="missing"):
         callback.on_train_begin()
+
+
+def test_layers_must_be_a_list():
+    with pytest.raises(TypeError, match="layers"):
+        FreezeLayers({"head": 1}, steps=2)
+    with pytest.raises(TypeError, match="layers"):
+        FreezeLayers({"head"}, steps=2)
+
+
+def test_layer_of_another_model_is_refused_before_training(rng):
+    x, y = _data(rng)
+    model = _model(keras.optimizers.SGD(0.1))
+    before = [np.array(w) for w in model.get_weights()]
+    other = keras.layers.Dense(3, name="deep")
+    other.build((None, 5))
+    with pytest.raises(ValueError, match="layers"):
+        model.fit(
+            x, y, epochs=1, verbose=0, callbacks=[FreezeLayers([other], 10)]
+        )
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # A nested layer of a sub-model is the model's own.
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5)])
+    outer = keras.Sequential([inner, keras.layers.Dense(1)])
+    outer.compile(optimizer="sgd", loss="mse")
+    callback = FreezeLayers([inner.layers[0]], steps=1)
+    callback.set_model(outer)
+    callback.on_train_begin()

@@ -176,6 +176,29 @@ def test_validation(tmp_path):
         LayerSimilarity(probe, log_dir=tmp_path, kep=0.9)
 
 
+@pytest.mark.parametrize(
+    "metric, options, error, match",
+    [
+        ("svcca", dict(keep=-1), ValueError, "keep"),
+        ("svcca", dict(keep=0.0), ValueError, "keep"),
+        ("svcca", dict(keep=1.5), ValueError, "keep"),
+        ("svcca", dict(keep=True), TypeError, "keep"),
+        ("svcca", dict(keep="all"), TypeError, "keep"),
+        ("rbf_cka", dict(sigma=-1.0), ValueError, "sigma"),
+        ("rbf_cka", dict(sigma=float("nan")), ValueError, "sigma"),
+        ("rbf_cka", dict(threshold=0), ValueError, "threshold"),
+        ("rbf_cka", dict(debiased="yes"), TypeError, "debiased"),
+        ("linear_cka", dict(keep=0.5), TypeError, "no options"),
+    ],
+)
+def test_metric_options_are_checked_at_construction(
+    tmp_path, metric, options, error, match
+):
+    probe = np.zeros((10, 64), "float32")
+    with pytest.raises(error, match=match):
+        LayerSimilarity(probe, metric=metric, log_dir=tmp_path, **options)
+
+
 def _live(a):
     """The non-constant columns of `a`, as a NumPy array."""
     a = np.asarray(a)

@@ -82,6 +82,10 @@ def test_needs_a_restarting_schedule(tmp_path):
         (("snap.h5",), ValueError, ".weights.h5"),
         (("snap.weights.h5",), ValueError, "{index}"),
         (("snap_{cycle}.weights.h5",), ValueError, "fields"),
+        (("x_{index.foo}.weights.h5",), ValueError, "filepath"),
+        (("x_{index[0]}.weights.h5",), ValueError, "filepath"),
+        (("x_{index:q}.weights.h5",), ValueError, "filepath"),
+        (("x_{}.weights.h5",), ValueError, "filepath"),
         ((3,), TypeError, "filepath"),
         (("s{index}.weights.h5", 0.1), TypeError, "restart_steps"),
     ],
@@ -91,10 +95,29 @@ def test_validation(args, error, match):
         RestartSnapshots(*args)
 
 
+@pytest.mark.parametrize(
+    "path", ["s_{index:03d}.weights.h5", "e{epoch}_s{step:06d}.weights.h5"]
+)
+def test_format_specs_of_the_fields_are_accepted(path):
+    assert RestartSnapshots(path).filepath == path
+
+
 def test_ensemble_needs_snapshots(tmp_path):
     callback = RestartSnapshots(tmp_path / "s{index}.weights.h5")
     with pytest.raises(ValueError, match="No snapshot"):
         callback.predict_ensemble(unit_gradient_model(0.1), np.ones((1, 1)))
+
+
+def test_ensemble_arguments(tmp_path):
+    callback = RestartSnapshots(tmp_path / "s{index}.weights.h5")
+    with pytest.raises(TypeError, match="model"):
+        callback.predict_ensemble({}, np.ones((1, 1)))
+    with pytest.raises(ValueError, match="`x`"):
+        callback.predict_ensemble(unit_gradient_model(0.1), None)
+    with pytest.raises(ValueError, match="batch_size"):
+        callback.predict_ensemble(
+            unit_gradient_model(0.1), np.ones((1, 1)), batch_size=0
+        )
 
 
 def test_ensemble_averages_probabilities(tmp_path):

@@ -189,3 +189,42 @@ def test_bad_arguments(rng):
     callback.set_model(model)
     with pytest.raises(ValueError, match="Adam"):
         callback.on_train_begin()
+
+
+def test_bad_data_is_refused_at_construction(rng):
+    _, x, y = _mlp(rng)
+    with pytest.raises(ValueError, match="rows"):
+        Sharpness((x, y[:5]))
+    with pytest.raises(ValueError, match="rows"):
+        Sharpness((x, y, np.ones(3, "float32")))
+    with pytest.raises(ValueError, match="rows"):
+        Sharpness((x[:0], y[:0]))
+    bad = x.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="data"):
+        Sharpness((bad, y))
+    with pytest.raises(ValueError, match="data"):
+        Sharpness((x, np.full_like(y, np.inf)))
+    with pytest.raises(TypeError, match="preconditioned"):
+        Sharpness((x, y), preconditioned=1)
+    with pytest.raises(ValueError, match="preconditioned"):
+        Sharpness((x, y), preconditioned="yes")
+
+
+def test_non_finite_loss_is_a_clear_error(rng):
+    model, x, y = _mlp(rng)
+    model.compile(optimizer="sgd", loss="mse")
+    kernel = model.layers[0].kernel
+    kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+    callback = Sharpness((x, y))
+    callback.set_model(model)
+    with pytest.raises(ValueError, match="loss on the `data` batch is nan"):
+        callback.on_train_begin()
+
+
+@pytest.mark.parametrize("method", ["lanczos", "power"])
+def test_operator_with_non_finite_products(method):
+    with pytest.raises(ValueError, match="not finite"):
+        top_eigenvalue(lambda v: v * np.nan, np.ones(3, "float32"), method)
+    with pytest.raises(ValueError, match="initial_vector"):
+        top_eigenvalue(lambda v: v, np.full(3, np.inf, "float32"), method)

@@ -117,6 +117,11 @@ def test_bad_arguments():
         find_initial_learning_rate(model, 3, 1.0)
     with pytest.raises(TypeError, match="model"):
         find_initial_learning_rate("model", data, 1.0)
+    x, y = data
+    with pytest.raises(ValueError, match="same number of rows"):
+        find_initial_learning_rate(model, (x, y[:-1]), 1.0)
+    with pytest.raises(ValueError, match="no rows"):
+        find_initial_learning_rate(model, (x[:0], y[:0]), 1.0)
     uncompiled = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     with pytest.raises(ValueError, match="compiled"):
         find_initial_learning_rate(uncompiled, data, 1.0)

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 from keras_heuristics.similarity import capture
 
@@ -39,3 +40,14 @@ def test_captures_every_layer_with_current_weights(rng):
     other = capture.ActivationCapture(net, layers=["out"], batch_size=16)
     assert other._run is not first._run
     assert len(other(x)) == 1
+
+
+def test_batch_size_is_checked_in_the_constructor():
+    net = model()
+    with pytest.raises(ValueError, match="`batch_size` must be >= 1"):
+        capture.ActivationCapture(net, batch_size=0)
+    with pytest.raises(TypeError, match="`batch_size` must be an integer"):
+        capture.ActivationCapture(net, batch_size="a")
+    with pytest.raises(TypeError, match="`batch_size` must be an integer"):
+        capture.ActivationCapture(lambda x: {"x": x}, batch_size=2.5)
+    assert capture.ActivationCapture(net, batch_size=16.0).batch_size == 16
