@@ -7,7 +7,9 @@ at t=0 and (0, ..., 0, 1) at t=1.
 """
 
 import math
+import numbers
 
+import numpy as np
 from keras import ops
 
 from keras_heuristics import _validation
@@ -17,6 +19,58 @@ CURVES = ("bezier", "polychain")
 
 def _points(num_bends):
     return _validation.check_int("num_bends", num_bends, minimum=0) + 2
+
+
+def _check_positions(t):
+    """Checks Python and NumPy positions `t`: finite numbers in [0, 1].
+
+    A scalar, list, tuple or NumPy array must hold real numbers (not bools)
+    in [0, 1], with at most one dimension; it is returned as a NumPy
+    float32 array. Backend tensors (and symbolic tensors inside compiled
+    training code) pass through unchecked, at no cost.
+    """
+    if t is None or isinstance(t, (str, bytes)):
+        raise TypeError(
+            f"Argument `t` must be a number in [0, 1]. Received: t={t!r}"
+        )
+    if isinstance(t, (bool, np.bool_)):
+        raise TypeError(
+            f"Argument `t` must be a number, not a bool. Received: t={t!r}"
+        )
+    if isinstance(t, numbers.Real):
+        return np.float32(_validation.check_in_range("t", t, 0.0, 1.0))
+    if not isinstance(t, (list, tuple, np.ndarray, np.generic)):
+        return t  # a backend tensor
+    try:
+        array = np.asarray(t)
+    except ValueError as error:
+        raise TypeError(
+            f"Argument `t` must be a number or a 1-D array of numbers. "
+            f"Received: {error}"
+        ) from None
+    if not (
+        np.issubdtype(array.dtype, np.integer)
+        or np.issubdtype(array.dtype, np.floating)
+    ):
+        raise TypeError(
+            "Argument `t` must hold real numbers (not bools). "
+            f"Received: dtype={array.dtype}, t={t!r:.80}"
+        )
+    if array.ndim > 1:
+        raise ValueError(
+            "Argument `t` must be a scalar or 1-D. "
+            f"Received: shape={array.shape}"
+        )
+    if not np.all(np.isfinite(array)):
+        raise ValueError(
+            f"Argument `t` must be finite. Received: t={array.tolist()!r:.80}"
+        )
+    if array.size and (array.min() < 0.0 or array.max() > 1.0):
+        raise ValueError(
+            "Argument `t` must be in [0, 1]. "
+            f"Received: t={array.tolist()!r:.80}"
+        )
+    return array.astype("float32")
 
 
 def bezier_coefficients(t, num_bends=1):
@@ -34,12 +88,19 @@ def bezier_coefficients(t, num_bends=1):
     Returns:
         A tensor of shape `t.shape + (num_bends + 2,)`.
 
+    Raises:
+        TypeError: if a Python or NumPy `t` is not a number (None, a string,
+            a bool).
+        ValueError: if a Python or NumPy `t` is not finite, not in [0, 1] or
+            has more than one dimension. Backend tensors are not checked, so
+            that compiled training code pays nothing.
+
     References:
         Garipov et al., "Loss Surfaces, Mode Connectivity, and Fast
         Ensembling of DNNs", NeurIPS 2018.
     """
     n = _points(num_bends)
-    t = ops.convert_to_tensor(t, dtype="float32")
+    t = ops.convert_to_tensor(_check_positions(t), dtype="float32")
     t = ops.expand_dims(t, -1)
     k = ops.arange(n, dtype="float32")
     binom = ops.convert_to_tensor(
@@ -62,12 +123,15 @@ def polychain_coefficients(t, num_bends=1):
     Returns:
         A tensor of shape `t.shape + (num_bends + 2,)`.
 
+    Raises:
+        TypeError, ValueError: as `bezier_coefficients`.
+
     References:
         Garipov et al., "Loss Surfaces, Mode Connectivity, and Fast
         Ensembling of DNNs", NeurIPS 2018.
     """
     n = _points(num_bends)
-    t = ops.convert_to_tensor(t, dtype="float32")
+    t = ops.convert_to_tensor(_check_positions(t), dtype="float32")
     t = ops.expand_dims(t, -1)
     k = ops.arange(n, dtype="float32")
     return ops.maximum(0.0, 1.0 - ops.abs(t * (n - 1.0) - k))

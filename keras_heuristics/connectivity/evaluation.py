@@ -6,6 +6,7 @@ from keras import ops
 from keras_heuristics import _validation
 from keras_heuristics.connectivity import _points
 from keras_heuristics.connectivity import batch_norm
+from keras_heuristics.connectivity.curve_model import _check_model
 
 _HIGHER_IS_BETTER = ("acc", "auc", "precision", "recall", "f1", "iou")
 
@@ -14,6 +15,35 @@ def higher_is_better(name):
     """Whether a larger value of the metric `name` is better (accuracy)."""
     name = str(name).lower()
     return any(word in name for word in _HIGHER_IS_BETTER)
+
+
+def _profile_values(argument, values, minimum=2, finite=True):
+    """A float64 vector of at least `minimum` values, finite unless
+    `finite=False` (a metric that diverged at some point of a path is a
+    measurement: its statistics come out inf or NaN)."""
+    if values is None or isinstance(values, (str, bytes)):
+        raise TypeError(
+            f"Argument `{argument}` must be a 1-D sequence of numbers. "
+            f"Received: {argument}={values!r:.80}"
+        )
+    try:
+        v = np.asarray(values, dtype="float64")
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"Argument `{argument}` must be a 1-D sequence of numbers. "
+            f"Received: {error}"
+        ) from None
+    if v.ndim != 1 or v.size < minimum:
+        raise ValueError(
+            f"Argument `{argument}` must be a 1-D sequence of at least "
+            f"{minimum} values. Received: shape={v.shape}"
+        )
+    if finite and not np.all(np.isfinite(v)):
+        raise ValueError(
+            f"Argument `{argument}` must hold finite values. "
+            f"Received: {argument}={v.tolist()!r:.200}"
+        )
+    return v
 
 
 def barrier_height(values, higher_better=False):
@@ -25,15 +55,16 @@ def barrier_height(values, higher_better=False):
     below) means the endpoints are connected by this path.
 
     Args:
-        values: The metric at positions t_0=0 < ... < t_{T-1}=1.
+        values: The metric at positions t_0=0 < ... < t_{T-1}=1, at least
+            2 numbers. A diverged point (inf) gives an infinite barrier, a
+            NaN a NaN one.
         higher_better: Whether larger values are better.
+
+    Raises:
+        TypeError: if `values` does not hold numbers.
+        ValueError: if `values` is not 1-D with at least 2 values.
     """
-    v = np.asarray(values, dtype="float64")
-    if v.ndim != 1 or v.size < 2:
-        raise ValueError(
-            "Argument `values` must be a 1-D sequence of at least 2 values. "
-            f"Received: shape={v.shape}"
-        )
+    v = _profile_values("values", values, finite=False)
     mean = 0.5 * (v[0] + v[-1])
     return float(mean - v.min()) if higher_better else float(v.max() - mean)
 
@@ -43,13 +74,30 @@ def interpolated_barrier_height(t, values, higher_better=False):
 
     `B = max_t [v(t) - ((1 - t) v(0) + t v(1))]` (Entezari et al., 2022),
     sign-flipped for metrics where higher is better.
+
+    Args:
+        t: Positions, strictly increasing from `t_0 = 0` to
+            `t_{T-1} = 1`.
+        values: The metric at those positions, same length (inf or NaN
+            values give an inf or NaN barrier, as in `barrier_height`).
+        higher_better: Whether larger values are better.
+
+    Raises:
+        TypeError: if `t` or `values` does not hold numbers.
+        ValueError: if they are not 1-D of the same length >= 2, or `t` is
+            not finite and increasing from 0 to 1.
     """
-    t = np.asarray(t, dtype="float64")
-    v = np.asarray(values, dtype="float64")
-    if t.shape != v.shape or v.ndim != 1 or v.size < 2:
+    t = _profile_values("t", t)
+    v = _profile_values("values", values, finite=False)
+    if t.shape != v.shape:
         raise ValueError(
             "Arguments `t` and `values` must be 1-D of the same length >= 2."
             f" Received: shapes {t.shape} and {v.shape}"
+        )
+    if np.any(np.diff(t) <= 0) or t[0] != 0.0 or t[-1] != 1.0:
+        raise ValueError(
+            "Argument `t` must increase strictly from 0 to 1. "
+            f"Received: t={t.tolist()!r:.200}"
         )
     gap = v - ((1.0 - t) * v[0] + t * v[-1])
     return float(-gap.min()) if higher_better else float(gap.max())
@@ -59,14 +107,41 @@ def arc_length_mean(values, lengths):
     """Arc-length-weighted trapezoid mean of a profile.
 
     `sum_i (v_{i-1} + v_i) / 2 * dl_i / sum_i dl_i`, with `dl_i` the weight-
-    space length of segment i (Garipov et al.'s `int` statistic).
+    space length of segment i (Garipov et al.'s `int` statistic). When every
+    length is 0 (a path that does not move), the plain mean.
+
+    Args:
+        values: The metric at T >= 2 positions (inf or NaN values give an
+            inf or NaN mean).
+        lengths: The T - 1 segment lengths, finite and >= 0.
+
+    Raises:
+        TypeError: if `values` or `lengths` does not hold numbers.
+        ValueError: if the shapes do not match, or a length is negative or
+            not finite.
     """
-    v = np.asarray(values, dtype="float64")
-    dl = np.asarray(lengths, dtype="float64")
+    v = _profile_values("values", values, finite=False)
+    if lengths is None or isinstance(lengths, (str, bytes)):
+        raise TypeError(
+            "Argument `lengths` must be a 1-D sequence of numbers. "
+            f"Received: lengths={lengths!r:.80}"
+        )
+    try:
+        dl = np.asarray(lengths, dtype="float64")
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            "Argument `lengths` must be a 1-D sequence of numbers. "
+            f"Received: {error}"
+        ) from None
     if dl.shape != (v.size - 1,):
         raise ValueError(
             "Argument `lengths` must have one entry per segment "
             f"({v.size - 1}). Received: shape={dl.shape}"
+        )
+    if not np.all(np.isfinite(dl)) or np.any(dl < 0):
+        raise ValueError(
+            "Argument `lengths` must hold finite values >= 0. "
+            f"Received: lengths={dl.tolist()!r:.200}"
         )
     total = dl.sum()
     if total == 0:
@@ -369,7 +444,21 @@ def evaluate_line(
 
 
 def distance(first, second):
-    """Euclidean distance between the trainable weights of two models."""
+    """Euclidean distance between the trainable weights of two models.
+
+    Args:
+        first, second: Two built `keras.Model`s of one architecture
+            (variables matched by structural path, shape and dtype).
+
+    Returns:
+        `||theta_first - theta_second||` as a float.
+
+    Raises:
+        TypeError: if `first` or `second` is not a `keras.Model`.
+        ValueError: if a model is not built or the architectures differ.
+    """
+    _check_model("first", first)
+    _check_model("second", second)
     architecture = _points.Architecture(first)
     a, _ = architecture.values(first, "first")
     b, _ = architecture.values(second, "second")

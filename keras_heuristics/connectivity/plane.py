@@ -10,6 +10,43 @@ from keras_heuristics.connectivity import batch_norm
 from keras_heuristics.connectivity.curve_model import CurveModel
 
 
+def _weight_lists(**lists):
+    """Checks weight vectors given as lists of tensors, of one layout.
+
+    Only types and shapes are looked at (no pass over the values).
+    """
+    reference = None
+    for argument, weights in lists.items():
+        if isinstance(weights, keras.Model):
+            raise TypeError(
+                f"Argument `{argument}` must be a list of weight tensors, "
+                "not a keras.Model (pass e.g. `model.trainable_variables`)."
+            )
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(
+                f"Argument `{argument}` must be a list of weight tensors. "
+                f"Received: {type(weights).__name__}"
+            )
+        if not weights:
+            raise ValueError(f"Argument `{argument}` must not be empty.")
+        shapes = []
+        for i, w in enumerate(weights):
+            if not hasattr(w, "shape") or not hasattr(w, "dtype"):
+                raise TypeError(
+                    f"Argument `{argument}[{i}]` must be a tensor or array. "
+                    f"Received: {type(w).__name__}"
+                )
+            shapes.append(tuple(w.shape))
+        if reference is None:
+            reference = (argument, shapes)
+        elif shapes != reference[1]:
+            raise ValueError(
+                f"Argument `{argument}` must have the layout of "
+                f"`{reference[0]}` (same number of tensors, same shapes). "
+                f"Received shapes {shapes}, expected {reference[1]}."
+            )
+
+
 def plane_basis(origin, first, second):
     """Orthonormal basis of the plane through three weight vectors.
 
@@ -25,7 +62,13 @@ def plane_basis(origin, first, second):
 
     Returns:
         `(u, v, dx, dy)`: two weight lists and two floats.
+
+    Raises:
+        TypeError: if an argument is not a list of tensors (a model, say).
+        ValueError: if the lists differ in length or shapes, or the plane is
+            undefined (two points coincide, or the three are on one line).
     """
+    _weight_lists(origin=origin, first=first, second=second)
     along = [b - a for a, b in zip(origin, second)]
     dx = float(ops.convert_to_numpy(_points.norm(along)))
     if dx == 0.0:
@@ -52,9 +95,19 @@ def plane_coordinates(point, origin, u, v):
     `||p - origin - x u - y v||`. The contour value at (x, y) is the loss of
     the projection, not of `p`, unless the distance is small.
 
+    Args:
+        point: The weight vector to place, a list of tensors.
+        origin: The plane's origin, and `u`, `v` its basis (from
+            `plane_basis`), lists of tensors of the same layout.
+
     Returns:
         `(x, y, distance)` as floats.
+
+    Raises:
+        TypeError: if an argument is not a list of tensors (a model, say).
+        ValueError: if the lists differ in length or shapes.
     """
+    _weight_lists(point=point, origin=origin, u=u, v=v)
     diff = [p - o for p, o in zip(point, origin)]
     x = _points.dot(u, diff)
     y = _points.dot(v, diff)

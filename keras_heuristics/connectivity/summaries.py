@@ -33,6 +33,8 @@ def write_profile_summaries(logdir, name, profile, step=0):
         )
     name = _check_name(name)
     step = _validation.check_int("step", step, minimum=0)
+    # Computed first: a profile they reject leaves the log untouched.
+    barriers = {metric: profile.barrier(metric) for metric in profile.metrics}
     writer = writer_for(logdir)
     schema.write_profile(
         writer,
@@ -46,7 +48,7 @@ def write_profile_summaries(logdir, name, profile, step=0):
     for metric, values in profile.metrics.items():
         for t, value in zip(profile.t, values):
             writer.scalar(f"{name}/{metric}", value, int(round(1000 * t)))
-        writer.scalar(f"{name}/barrier/{metric}", profile.barrier(metric), step)
+        writer.scalar(f"{name}/barrier/{metric}", barriers[metric], step)
     writer.flush()
 
 
@@ -71,6 +73,11 @@ def write_plane_summaries(logdir, name, plane, step=0, image_metric=None):
     metric = image_metric or (
         "loss" if "loss" in plane.metrics else list(plane.metrics)[0]
     )
+    if metric not in plane.metrics:
+        raise ValueError(
+            f"Argument `image_metric` must be one of {list(plane.metrics)}. "
+            f"Received: image_metric={image_metric!r}"
+        )
     writer = writer_for(logdir)
     schema.write_plane(
         writer,

@@ -78,3 +78,40 @@ def test_errors():
         polychain_coefficients(0.5, num_bends=1.5)
     with pytest.raises(ValueError, match="curve"):
         curve_coefficients(0.5, "spline")
+
+
+@pytest.mark.parametrize(
+    "fn", [bezier_coefficients, polychain_coefficients, curve_coefficients]
+)
+@pytest.mark.parametrize(
+    "t, error, match",
+    [
+        (float("nan"), ValueError, "finite"),
+        (-0.5, ValueError, r"\[0.0, 1.0\]"),
+        (1.5, ValueError, r"\[0.0, 1.0\]"),
+        (None, TypeError, "number"),
+        (True, TypeError, "bool"),
+        (np.bool_(False), TypeError, "bool"),
+        ("0.5", TypeError, "number"),
+        ([0.0, np.inf], ValueError, "finite"),
+        (np.array([0.5, 1.5]), ValueError, r"\[0, 1\]"),
+        ([[0.5]], ValueError, "1-D"),
+        ([True, False], TypeError, "not bools"),
+        ([0.5, None], TypeError, "real numbers"),
+    ],
+)
+def test_python_and_numpy_positions_are_checked(fn, t, error, match):
+    with pytest.raises(error, match=f"`t`.*{match}"):
+        fn(t)
+
+
+def test_backend_tensors_pass_unchecked():
+    # A tensor (as drawn inside compiled training code) is not read back
+    # to the host: even a value outside [0, 1] goes through.
+    t = keras.ops.convert_to_tensor(1.5)
+    np.testing.assert_allclose(
+        _np(bezier_coefficients(t)), [0.25, -1.5, 2.25], atol=1e-6
+    )
+    np.testing.assert_allclose(
+        _np(curve_coefficients(np.float32(0.5), "polychain")), [0, 1, 0]
+    )

@@ -92,6 +92,28 @@ def test_argument_errors():
         model.model_at("middle")
 
 
+@pytest.mark.parametrize(
+    "t, error",
+    [
+        (float("nan"), ValueError),
+        (-0.5, ValueError),
+        (1.5, ValueError),
+        (None, TypeError),
+        (True, TypeError),
+    ],
+)
+def test_weights_at_checks_t_like_model_at(t, error):
+    model = CurveModel(
+        _models.softmax_regression(1), _models.softmax_regression(2)
+    )
+    with pytest.raises(error, match="`t`"):
+        model.weights_at(t)
+    with pytest.raises(error, match="`t`"):
+        model.coefficients(t)
+    with pytest.raises(error, match="`t`"):
+        model.model_at(t)
+
+
 def test_training_loss_adds_weight_decay_on_w_t():
     # start == end: every control point equals theta, so w(t) = theta for
     # any t and the training loss is CE(theta) + 0.5 * wd * ||theta||^2.

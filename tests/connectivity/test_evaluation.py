@@ -5,6 +5,7 @@ from keras_heuristics import KerasHeuristicsWarning
 from keras_heuristics.connectivity.curve_model import CurveModel
 from keras_heuristics.connectivity.evaluation import arc_length_mean
 from keras_heuristics.connectivity.evaluation import barrier_height
+from keras_heuristics.connectivity.evaluation import distance
 from keras_heuristics.connectivity.evaluation import evaluate_curve
 from keras_heuristics.connectivity.evaluation import evaluate_line
 from keras_heuristics.connectivity.evaluation import interpolated_barrier_height
@@ -32,6 +33,77 @@ def test_barriers_by_hand():
         barrier_height([1.0])
     with pytest.raises(ValueError, match="lengths"):
         arc_length_mean([1.0, 2.0], [1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: barrier_height("ab"), TypeError, "`values`"),
+        (lambda: barrier_height(None), TypeError, "`values`"),
+        (lambda: barrier_height([[1.0, 2.0]]), ValueError, "`values`.*1-D"),
+        (
+            lambda: arc_length_mean([1.0, 2.0, 3.0], [-1.0, 2.0]),
+            ValueError,
+            "`lengths`.*>= 0",
+        ),
+        (
+            lambda: arc_length_mean([1.0, 2.0, 3.0], [np.nan, 2.0]),
+            ValueError,
+            "`lengths`.*finite",
+        ),
+        (lambda: arc_length_mean([1.0, 2.0], "a"), TypeError, "`lengths`"),
+        (lambda: arc_length_mean([1.0, 2.0], None), TypeError, "`lengths`"),
+        (
+            lambda: interpolated_barrier_height([1.0, 0.5, 0.0], [1, 2, 3]),
+            ValueError,
+            "`t` must increase",
+        ),
+        (
+            lambda: interpolated_barrier_height([0.0, 0.5, 0.9], [1, 2, 3]),
+            ValueError,
+            "`t` must increase strictly from 0 to 1",
+        ),
+        (
+            lambda: interpolated_barrier_height([0.0, np.nan, 1.0], [1, 2, 3]),
+            ValueError,
+            "`t`.*finite",
+        ),
+        (
+            lambda: interpolated_barrier_height([0.0, 0.5, 1.0], [1, 2]),
+            ValueError,
+            "same length",
+        ),
+        (
+            lambda: interpolated_barrier_height([0.0, 1.0], ["a", "b"]),
+            TypeError,
+            "`values`",
+        ),
+    ],
+)
+def test_path_statistics_errors(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_a_diverged_point_gives_an_infinite_or_nan_statistic():
+    # A metric that diverged along the path is a measurement, not bad
+    # input: no low-loss path there.
+    assert barrier_height([1.0, np.inf, 1.0]) == np.inf
+    assert np.isnan(barrier_height([np.nan, 1.0]))
+    t = [0.0, 0.5, 1.0]
+    assert interpolated_barrier_height(t, [1.0, np.inf, 1.0]) == np.inf
+    assert np.isnan(arc_length_mean([1.0, np.nan, 3.0], [1.0, 1.0]))
+
+
+def test_distance_checks_its_models():
+    a, b = _models.softmax_regression(1), _models.softmax_regression(2)
+    (ka, ba), (kb, bb) = _models.numpy_weights(a), _models.numpy_weights(b)
+    want = np.sqrt(np.sum((ka - kb) ** 2) + np.sum((ba - bb) ** 2))
+    assert distance(a, b) == pytest.approx(want, rel=1e-5)
+    with pytest.raises(TypeError, match="`first` must be a keras.Model"):
+        distance({}, b)
+    with pytest.raises(TypeError, match="`second` must be a keras.Model"):
+        distance(a, a.trainable_variables)
 
 
 def _line_reference(a, b, x, y, ts):
@@ -132,6 +204,10 @@ def test_errors():
         evaluate_curve(a, x, y)
     with pytest.raises(ValueError, match="end"):
         evaluate_line(a, _models.softmax_regression(4, features=5), x, y)
+    with pytest.raises(TypeError, match="`start` must be a keras.Model"):
+        evaluate_line({}, b, x, y)
+    with pytest.raises(TypeError, match="`end` must be a keras.Model"):
+        evaluate_line(a, None, x, y)
 
 
 def test_line_with_batch_norm_warns_without_bn_data():

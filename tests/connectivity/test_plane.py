@@ -4,7 +4,9 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 from keras_heuristics.connectivity.curve_model import CurveModel
+from keras_heuristics.connectivity.evaluation import PathProfile
 from keras_heuristics.connectivity.evaluation import evaluate_line
+from keras_heuristics.connectivity.plane import PlaneResult
 from keras_heuristics.connectivity.plane import evaluate_plane
 from keras_heuristics.connectivity.plane import plane_basis
 from keras_heuristics.connectivity.plane import plane_coordinates
@@ -41,6 +43,28 @@ def test_basis_and_coordinates_of_known_vectors():
     )
     with pytest.raises(ValueError, match="one line"):
         plane_basis(origin, _split([7, 1, 1, 1, 1]), end)
+
+
+def test_basis_and_coordinates_check_their_weight_lists():
+    model = _models.softmax_regression(1)
+    origin = _split([1, 1, 1, 1, 1])
+    end = _split([4, 1, 1, 1, 1])
+    bend = _split([2, 3, 1, 1, 1])
+    with pytest.raises(TypeError, match="`origin` must be a list of weight"):
+        plane_basis(model, bend, end)
+    with pytest.raises(TypeError, match="`second` must be a list of weight"):
+        plane_basis(origin, bend, {})
+    with pytest.raises(TypeError, match=r"`first\[1\]` must be a tensor"):
+        plane_basis(origin, [bend[0], "w"], end)
+    with pytest.raises(ValueError, match="`first` must not be empty"):
+        plane_basis(origin, [], end)
+    with pytest.raises(ValueError, match="`second` must have the layout"):
+        plane_basis(origin, bend, end[:1])
+    u, v, _, _ = plane_basis(origin, bend, end)
+    with pytest.raises(TypeError, match="`point` must be a list of weight"):
+        plane_coordinates(model, origin, u, v)
+    with pytest.raises(ValueError, match="`v` must have the layout"):
+        plane_coordinates(origin, origin, u, [v[1], v[0]])
 
 
 def _compiled(seed):
@@ -131,3 +155,31 @@ def test_curve_plane_outputs(tmp_path):
         evaluate_plane([a, b], x, y, verbose=0)
     with pytest.raises(ValueError, match="margin"):
         evaluate_plane(curve, x, y, margin=(0.1, 0.2), verbose=0)
+
+
+def test_summaries_refuse_bad_input_before_writing(tmp_path):
+    logdir = tmp_path / "tb"
+    t = np.linspace(0.0, 1.0, 3)
+    diverged = PathProfile(t, {"loss": [0.1, np.inf, 0.2]}, [1.0, 1.0], "line")
+    assert diverged.barrier("loss") == np.inf  # a measurement, not an error
+    plane = PlaneResult(
+        [0.0, 1.0],
+        [0.0, 1.0],
+        {"loss": np.ones((2, 2))},
+        {"start": (0.0, 0.0), "bend": (0.5, 1.0), "end": (1.0, 0.0)},
+        None,
+        [],
+        1.0,
+        1.0,
+        0.0,
+        "test",
+    )
+    with pytest.raises(ValueError, match="`image_metric`"):
+        write_plane_summaries(logdir, "plane", plane, image_metric="acc")
+    assert not logdir.exists()
+    write_profile_summaries(logdir, "line", diverged)  # writes inf barriers
+    events = event_accumulator.EventAccumulator(
+        str(logdir), size_guidance={"scalars": 0}
+    )
+    events.Reload()
+    assert events.Scalars("line/barrier/loss")[0].value == np.inf
