@@ -29,14 +29,31 @@ metadata `content` is a JSON object with at least `"version"` and `"kind"`:
 The step of each event is the epoch (or 0 for a one-off evaluation).
 """
 
+import math
+import numbers
+
 import numpy as np
 
 VERSION = 1
 SIMILARITY_PLUGIN = "layer_similarity"
 CONNECTIVITY_PLUGIN = "mode_connectivity"
+PATHS = ("curve", "line")
+
+
+def _check_name(name):
+    if not isinstance(name, str) or not name:
+        raise TypeError(
+            f"Argument `name` must be a non-empty string. Received: name={name!r}"
+        )
+    return name
 
 
 def _names(argument, names, length):
+    if isinstance(names, (str, bytes)) or not hasattr(names, "__iter__"):
+        raise TypeError(
+            f"Argument `{argument}` must be a list of {length} layer names. "
+            f"Received: {argument}={names!r:.80}"
+        )
     names = [str(n) for n in names]
     if len(names) != length:
         raise ValueError(
@@ -47,14 +64,148 @@ def _names(argument, names, length):
 
 
 def _as_float32(argument, array, ndim):
-    """float32 array of the given rank; NaN is allowed (shown as n/a)."""
-    array = np.asarray(array, dtype="float32")
+    """Non-empty float32 array of the given rank; NaN is allowed (shown as
+    n/a)."""
+    if array is None or isinstance(array, (str, bytes)):
+        raise TypeError(
+            f"Argument `{argument}` must be an array of numbers. "
+            f"Received: {argument}={array!r:.80}"
+        )
+    try:
+        array = np.asarray(array, dtype="float32")
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"Argument `{argument}` must be an array of numbers. "
+            f"Received: {error}"
+        ) from None
     if array.ndim != ndim:
         raise ValueError(
             f"Argument `{argument}` must have {ndim} dimensions. "
             f"Received: shape={array.shape}"
         )
+    if array.size == 0:
+        raise ValueError(
+            f"Argument `{argument}` must not be empty. "
+            f"Received: shape={array.shape}"
+        )
     return array
+
+
+def _coordinates(argument, array):
+    """A finite, strictly increasing float32 vector (grid or positions)."""
+    array = _as_float32(argument, array, 1)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(
+            f"Argument `{argument}` must hold finite values. "
+            f"Received: {argument}={array.tolist()!r:.200}"
+        )
+    if np.any(np.diff(array) <= 0):
+        raise ValueError(
+            f"Argument `{argument}` must be strictly increasing. "
+            f"Received: {argument}={array.tolist()!r:.200}"
+        )
+    return array
+
+
+def _metric_names(metrics):
+    """The keys of a non-empty dict metric name -> values."""
+    if not isinstance(metrics, dict):
+        raise TypeError(
+            "Argument `metrics` must be a dict metric name -> values. "
+            f"Received: {type(metrics).__name__}"
+        )
+    if not metrics:
+        raise ValueError("Argument `metrics` must hold at least one metric.")
+    for name in metrics:
+        if not isinstance(name, str) or not name:
+            raise TypeError(
+                "Argument `metrics` must have non-empty string keys. "
+                f"Received the key {name!r}"
+            )
+    return list(metrics)
+
+
+def _finite(argument, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, numbers.Real
+    ):
+        raise TypeError(
+            f"Argument `{argument}` must be a number. "
+            f"Received: {argument}={value!r:.80}"
+        )
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(
+            f"Argument `{argument}` must be finite. "
+            f"Received: {argument}={value!r}"
+        )
+    return value
+
+
+def _xy(argument, pair):
+    if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__"):
+        raise TypeError(
+            f"Argument `{argument}` must be an (x, y) pair. "
+            f"Received: {argument}={pair!r:.80}"
+        )
+    if len(pair) != 2:
+        raise ValueError(
+            f"Argument `{argument}` must be an (x, y) pair. "
+            f"Received: {argument}={pair!r:.80}"
+        )
+    return [_finite(f"{argument}[{i}]", v) for i, v in enumerate(pair)]
+
+
+def _sequence(argument, value):
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        raise TypeError(
+            f"Argument `{argument}` must be a sequence or None. "
+            f"Received: {type(value).__name__}"
+        )
+    return list(value)
+
+
+def _points(points):
+    if points is None:
+        return {}
+    if not isinstance(points, dict):
+        raise TypeError(
+            "Argument `points` must be a dict name -> (x, y) or None. "
+            f"Received: {type(points).__name__}"
+        )
+    return {str(k): _xy(f"points[{k!r}]", v) for k, v in points.items()}
+
+
+def _projected(projected):
+    out = []
+    for i, p in enumerate(_sequence("projected", projected)):
+        if not isinstance(p, dict) or "name" not in p or "xy" not in p:
+            raise TypeError(
+                f"Argument `projected[{i}]` must be a dict with keys "
+                f'"name", "xy" and optionally "distance". '
+                f"Received: {p!r:.80}"
+            )
+        out.append(
+            {
+                "name": str(p["name"]),
+                "xy": _xy(f"projected[{i}]['xy']", p["xy"]),
+                "distance": _finite(
+                    f"projected[{i}]['distance']", p.get("distance", 0.0)
+                ),
+            }
+        )
+    return out
+
+
+def _check_path(path):
+    if path not in PATHS:
+        raise ValueError(
+            f"Argument `path` must be one of {', '.join(map(repr, PATHS))}. "
+            f"Received: path={path!r}"
+        )
+    return path
 
 
 def write_similarity_matrix(
@@ -69,7 +220,26 @@ def write_similarity_matrix(
     col_label="layers",
     reference="",
 ):
-    """Writes a layer x layer similarity matrix for the plugin."""
+    """Writes a layer x layer similarity matrix for the plugin.
+
+    Args:
+        writer: A `SummaryWriter`.
+        name: Series name (the tag is `layer_similarity/<name>`).
+        matrix: Array of shape `(len(rows), len(cols))`; NaN entries are
+            allowed (shown as n/a).
+        step: Step of the event (an integer >= 0).
+        metric: Name of the similarity measure.
+        rows, cols: Layer names of the rows and of the columns.
+        row_label, col_label: Axis labels.
+        reference: What the columns are compared against.
+
+    Raises:
+        TypeError: if `matrix` does not hold numbers or `rows`/`cols` are not
+            lists of names.
+        ValueError: if `matrix` is not a non-empty 2-D array or the number
+            of names does not match its shape.
+    """
+    name = _check_name(name)
     matrix = _as_float32("matrix", matrix, 2)
     content = {
         "version": VERSION,
@@ -94,7 +264,25 @@ def write_similarity_matrix(
 def write_similarity_layers(
     writer, name, values, step, metric, layers, reference
 ):
-    """Writes one similarity per layer against a reference, for the plugin."""
+    """Writes one similarity per layer against a reference, for the plugin.
+
+    Args:
+        writer: A `SummaryWriter`.
+        name: Series name (the tag is `layer_similarity/<name>`).
+        values: Array of shape `(len(layers),)`; NaN entries are allowed
+            (shown as n/a).
+        step: Step of the event (an integer >= 0).
+        metric: Name of the similarity measure.
+        layers: Layer names, one per value.
+        reference: What each layer is compared against.
+
+    Raises:
+        TypeError: if `values` does not hold numbers or `layers` is not a
+            list of names.
+        ValueError: if `values` is not a non-empty 1-D array or `layers`
+            does not have one name per value.
+    """
+    name = _check_name(name)
     values = _as_float32("values", values, 1)
     content = {
         "version": VERSION,
@@ -117,14 +305,38 @@ def write_profile(writer, name, t, metrics, step=0, path="curve", split="test"):
     """Writes metric values along a path (curve or line) for the plugin.
 
     Args:
-        t: Positions in [0, 1], shape (T,).
-        metrics: Dict metric name -> values of shape (T,).
+        writer: A `SummaryWriter`.
+        name: Series name (the tag is `mode_connectivity/<name>`).
+        t: Positions in [0, 1], finite and strictly increasing, shape (T,).
+        metrics: Non-empty dict metric name -> values of shape (T,); NaN
+            values are allowed (shown as n/a).
+        step: Step of the event (an integer >= 0).
+        path: `"curve"` or `"line"`.
+        split: Name of the evaluation data.
+
+    Raises:
+        TypeError: if `metrics` is not a dict of arrays of numbers.
+        ValueError: if `t` is not as above, `metrics` is empty or a metric
+            does not have one value per position.
     """
-    t = _as_float32("t", t, 1)
-    names = list(metrics)
-    rows = [t] + [_as_float32(n, metrics[n], 1) for n in names]
-    if any(r.shape != t.shape for r in rows):
-        raise ValueError("Every metric must have one value per position `t`.")
+    name = _check_name(name)
+    t = _coordinates("t", t)
+    if t[0] < 0 or t[-1] > 1:
+        raise ValueError(
+            "Argument `t` must hold positions in [0, 1]. "
+            f"Received: t={t.tolist()!r:.200}"
+        )
+    path = _check_path(path)
+    names = _metric_names(metrics)
+    rows = [t]
+    for n in names:
+        row = _as_float32(f"metrics[{n!r}]", metrics[n], 1)
+        if row.shape != t.shape:
+            raise ValueError(
+                f"Argument `metrics[{n!r}]` must have one value per position "
+                f"`t` ({t.shape[0]}). Received: shape={row.shape}"
+            )
+        rows.append(row)
     content = {
         "version": VERSION,
         "kind": "profile",
@@ -157,21 +369,39 @@ def write_plane(
     """Writes metric grids over a plane of weights for the plugin.
 
     Args:
-        x, y: Grid coordinates, shapes (W,) and (H,).
-        metrics: Dict metric name -> grid of shape (H, W).
+        writer: A `SummaryWriter`.
+        name: Series name (the tag is `mode_connectivity/<name>`).
+        x, y: Grid coordinates, finite and strictly increasing, shapes (W,)
+            and (H,).
+        metrics: Non-empty dict metric name -> grid of shape (H, W); NaN
+            values are allowed (shown as n/a).
+        step: Step of the event (an integer >= 0).
         points: Dict name -> (x, y) of marked models (start, bend, end).
         curve: Sequence of (x, y), the curve in plane coordinates.
-        projected: Sequence of dicts `{"name", "xy", "distance"}`.
+        projected: Sequence of dicts `{"name", "xy", "distance"}`
+            (`distance` optional, 0 by default).
+        split: Name of the evaluation data.
+
+    Coordinates and distances must be finite numbers.
+
+    Raises:
+        TypeError: if an argument has the wrong type.
+        ValueError: if a grid has the wrong shape or a coordinate is not
+            finite.
     """
-    x = _as_float32("x", x, 1)
-    y = _as_float32("y", y, 1)
-    names = list(metrics)
-    grids = [np.asarray(metrics[n], dtype="float32") for n in names]
-    if any(g.shape != (y.shape[0], x.shape[0]) for g in grids):
-        raise ValueError(
-            f"Every metric grid must have shape (len(y), len(x)) = "
-            f"({y.shape[0]}, {x.shape[0]})."
-        )
+    name = _check_name(name)
+    x = _coordinates("x", x)
+    y = _coordinates("y", y)
+    names = _metric_names(metrics)
+    grids = []
+    for n in names:
+        grid = _as_float32(f"metrics[{n!r}]", metrics[n], 2)
+        if grid.shape != (y.shape[0], x.shape[0]):
+            raise ValueError(
+                f"Argument `metrics[{n!r}]` must have shape (len(y), len(x)) "
+                f"= ({y.shape[0]}, {x.shape[0]}). Received: shape={grid.shape}"
+            )
+        grids.append(grid)
     content = {
         "version": VERSION,
         "kind": "plane",
@@ -179,19 +409,12 @@ def write_plane(
         "split": str(split),
         "x": x.tolist(),
         "y": y.tolist(),
-        "points": {
-            str(k): [float(v[0]), float(v[1])]
-            for k, v in (points or {}).items()
-        },
-        "curve": [[float(a), float(b)] for a, b in (curve or [])],
-        "projected": [
-            {
-                "name": str(p["name"]),
-                "xy": [float(p["xy"][0]), float(p["xy"][1])],
-                "distance": float(p.get("distance", 0.0)),
-            }
-            for p in (projected or [])
+        "points": _points(points),
+        "curve": [
+            _xy(f"curve[{i}]", c)
+            for i, c in enumerate(_sequence("curve", curve))
         ],
+        "projected": _projected(projected),
     }
     writer.tensor(
         f"{CONNECTIVITY_PLUGIN}/{name}",

@@ -7,9 +7,11 @@ callback imports TensorFlow on every backend; this one does not.
 """
 
 import json
+import numbers
 import os
 import threading
 import time
+import zlib
 
 import numpy as np
 from tensorboard.compat.proto import event_pb2
@@ -32,8 +34,109 @@ def _check_tag(tag):
     return tag
 
 
+# Event steps are int64 in TensorBoard's protocol buffers.
+_MAX_STEP = 2**63 - 1
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# PNG colour type -> number of channels (TensorBoard's `colorspace`).
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
+
+
 def _check_step(step):
-    return _validation.check_int("step", step, minimum=0)
+    step = _validation.check_int("step", step, minimum=0)
+    if step > _MAX_STEP:
+        raise ValueError(
+            f"Argument `step` must fit in int64 (<= {_MAX_STEP}). "
+            f"Received: step={step!r}"
+        )
+    return step
+
+
+def _check_scalar(value):
+    """A Python float from a number, NumPy scalar or 0-d array or tensor.
+
+    NaN and infinities pass: a diverged loss is worth logging.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(
+            f"Argument `value` must be a number, not a bool. "
+            f"Received: value={value!r}"
+        )
+    if isinstance(value, numbers.Real):
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError(
+                "Argument `value` is too large for a float. "
+                f"Received: value={value!r:.40}..."
+            ) from None
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(
+            f"Argument `value` must be a number. Received: value={value!r}"
+        )
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(
+            "Argument `value` must be a number or a 0-d array. "
+            f"Received: {type(value).__name__} ({error})"
+        ) from None
+    if not (
+        np.issubdtype(array.dtype, np.integer)
+        or np.issubdtype(array.dtype, np.floating)
+    ):
+        raise TypeError(
+            "Argument `value` must hold a real number. "
+            f"Received: dtype={array.dtype}, value={value!r:.80}"
+        )
+    if array.ndim != 0:
+        raise ValueError(
+            "Argument `value` must be a scalar (a 0-d array). "
+            f"Received: shape={array.shape}"
+        )
+    return float(array)
+
+
+def _png_header(data):
+    """(width, height, channels) of PNG bytes, read from the IHDR chunk."""
+    if not data.startswith(_PNG_SIGNATURE):
+        raise ValueError(
+            "Argument `image` bytes must be a PNG file (starting with the "
+            f"PNG signature). Received: {bytes(data[:8])!r}"
+        )
+    # Signature, chunk length, b"IHDR", 13 bytes of header, CRC.
+    if len(data) < 33 or data[12:16] != b"IHDR":
+        raise ValueError(
+            "Argument `image` bytes must be a PNG file with a complete IHDR "
+            f"chunk. Received {len(data)} bytes."
+        )
+    length = int.from_bytes(data[8:12], "big")
+    crc = int.from_bytes(data[29:33], "big")
+    if length != 13 or zlib.crc32(data[12:29]) & 0xFFFFFFFF != crc:
+        raise ValueError(
+            "Argument `image` bytes must be a PNG file: its IHDR chunk is "
+            "corrupt (wrong length or checksum)."
+        )
+    width = int.from_bytes(data[16:20], "big")
+    height = int.from_bytes(data[20:24], "big")
+    color_type = data[25]
+    if width == 0 or height == 0 or color_type not in _PNG_CHANNELS:
+        raise ValueError(
+            "Argument `image` bytes must be a PNG file with a valid header. "
+            f"Received: width={width}, height={height}, "
+            f"color_type={color_type}"
+        )
+    return width, height, _PNG_CHANNELS[color_type]
+
+
+def _check_text(name, value):
+    if value is not None and not isinstance(value, str):
+        raise TypeError(
+            f"Argument `{name}` must be a string or None. "
+            f"Received: {name}={value!r}"
+        )
+    return value
 
 
 class SummaryWriter:
@@ -87,25 +190,41 @@ class SummaryWriter:
         self._writer.add_event(event)
 
     def scalar(self, tag, value, step):
-        """Writes a scalar (shown by the Scalars and Time Series dashboards)."""
+        """Writes a scalar (shown by the Scalars and Time Series dashboards).
+
+        Args:
+            tag: Series name, a non-empty string.
+            value: A real number: Python or NumPy scalar, or a 0-d array or
+                tensor. NaN and infinities are written as they are.
+            step: An integer in [0, 2**63 - 1].
+
+        Raises:
+            TypeError: if `value` is not a real number (None, a string, a
+                bool) or `step` not an integer.
+            ValueError: if `value` has more than one element or `step` is
+                negative or does not fit in int64.
+        """
         tag, step = _check_tag(tag), _check_step(step)
-        value = float(np.asarray(value))
+        value = _check_scalar(value)
         self._write(
             summary_pb2.Summary.Value(tag=tag, simple_value=value), step
         )
 
     def image(self, tag, image, step):
-        """Writes an image: PNG bytes, or an array as `png.encode_png` takes."""
+        """Writes an image: PNG bytes, or an array as `png.encode_png` takes.
+
+        PNG bytes are checked for the PNG signature and a complete, valid
+        IHDR chunk (whose width, height and colour type are recorded); the
+        rest of the file is written as it is.
+
+        Raises:
+            ValueError: if `image` is neither a valid PNG file nor an array
+                that `encode_png` accepts.
+        """
         tag, step = _check_tag(tag), _check_step(step)
         if isinstance(image, bytes):
-            if not image.startswith(b"\x89PNG"):
-                raise ValueError("Argument `image` bytes must be a PNG file.")
             data = image
-            width, height = (
-                int.from_bytes(data[16:20], "big"),
-                int.from_bytes(data[20:24], "big"),
-            )
-            channels = 3
+            width, height, channels = _png_header(data)
         else:
             array = np.asarray(image)
             data = png.encode_png(array)
@@ -152,7 +271,28 @@ class SummaryWriter:
                 "Argument `plugin_name` must be a non-empty string. "
                 f"Received: plugin_name={plugin_name!r}"
             )
-        array = np.asarray(array)
+        display_name = _check_text("display_name", display_name)
+        description = _check_text("description", description)
+        if content is not None and not isinstance(content, dict):
+            raise TypeError(
+                "Argument `content` must be a dict or None. "
+                f"Received: {type(content).__name__}"
+            )
+        try:
+            # Strict JSON (no NaN): the plugins parse it in the browser.
+            encoded = json.dumps(content or {}, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                "Argument `content` must be JSON-serializable, with finite "
+                f"numbers. Received: {error}"
+            ) from None
+        try:
+            array = np.asarray(array)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise TypeError(
+                "Argument `array` must be an array of numbers. "
+                f"Received: {type(array).__name__} ({error})"
+            ) from None
         if not np.issubdtype(array.dtype, np.number):
             raise TypeError(
                 "Argument `array` must hold numbers. "
@@ -161,20 +301,22 @@ class SummaryWriter:
         value = summary_pb2.Summary.Value(
             tag=tag, tensor=tensor_util.make_tensor_proto(array)
         )
-        if tag not in self._tags_with_metadata:
+        first = tag not in self._tags_with_metadata
+        if first:
             value.metadata.CopyFrom(
                 summary_pb2.SummaryMetadata(
                     display_name=display_name or tag,
                     summary_description=description or "",
                     plugin_data=summary_pb2.SummaryMetadata.PluginData(
                         plugin_name=plugin_name,
-                        content=json.dumps(content or {}).encode("utf-8"),
+                        content=encoded.encode("utf-8"),
                     ),
                     data_class=summary_pb2.DATA_CLASS_TENSOR,
                 )
             )
-            self._tags_with_metadata.add(tag)
         self._write(value, step)
+        if first:
+            self._tags_with_metadata.add(tag)
 
     def flush(self):
         if not self._closed and self._writer is not None:

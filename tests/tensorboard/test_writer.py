@@ -140,3 +140,122 @@ def test_writer_works_without_tensorflow(tmp_path):
         env={"KERAS_BACKEND": "jax", "PATH": ""},
     )
     assert _read.scalars(tmp_path, ".", "a") == [(0, 1.0)]
+
+
+def _image_tags(logdir):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    events = event_accumulator.EventAccumulator(
+        str(logdir), size_guidance={"images": 0}
+    )
+    events.Reload()
+    return events.Tags()["images"]
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        (b"\x89PNG", "signature"),
+        (b"\x89PNG\r\n\x1a\n", "IHDR"),
+        (encode_png(np.zeros((2, 3)))[:30], "IHDR"),
+        # A flipped bit in the width: the IHDR checksum no longer matches.
+        (
+            encode_png(np.zeros((2, 3)))[:19]
+            + b"\x07"
+            + encode_png(np.zeros((2, 3)))[20:],
+            "corrupt",
+        ),
+    ],
+    ids=["signature", "no_ihdr", "short_ihdr", "bad_crc"],
+)
+def test_truncated_or_corrupt_png_writes_nothing(tmp_path, data, match):
+    with SummaryWriter(tmp_path) as writer:
+        with pytest.raises(ValueError, match=f"`image`.*{match}"):
+            writer.image("img", data, 1)
+        writer.image("good", encode_png(np.zeros((2, 3, 4))), 1)
+    assert _image_tags(tmp_path) == ["good"]
+
+
+def test_png_bytes_record_their_size_and_channels(tmp_path):
+    data = encode_png(np.zeros((2, 3, 4), np.uint8))
+    with SummaryWriter(tmp_path) as writer:
+        writer.image("img", data, 1)
+    from tensorboard.backend.event_processing import event_accumulator
+
+    events = event_accumulator.EventAccumulator(
+        str(tmp_path), size_guidance={"images": 0}
+    )
+    events.Reload()
+    (image,) = events.Images("img")
+    assert (image.width, image.height) == (3, 2)
+    assert image.encoded_image_string == data
+
+
+@pytest.mark.parametrize(
+    "value, error, match",
+    [
+        (None, TypeError, "`value` must be a number"),
+        ("abc", TypeError, "`value` must be a number"),
+        (True, TypeError, "`value` must be a number, not a bool"),
+        ([1, 2], ValueError, "`value` must be a scalar"),
+        (np.array(["a"]), TypeError, "`value` must hold a real number"),
+        (10**400, ValueError, "`value` is too large"),
+    ],
+    ids=["none", "str", "bool", "list", "str_array", "huge_int"],
+)
+def test_scalar_value_errors_name_the_argument(tmp_path, value, error, match):
+    with SummaryWriter(tmp_path) as writer:
+        with pytest.raises(error, match=match):
+            writer.scalar("loss", value, 0)
+
+
+def test_scalar_accepts_numpy_scalars_and_keeps_nan(tmp_path):
+    with SummaryWriter(tmp_path / "run") as writer:
+        writer.scalar("loss", np.float32(0.5), 0)
+        writer.scalar("loss", np.array(2), 1)
+        writer.scalar("loss", float("nan"), 2)
+    got = _read.scalars(tmp_path, "run", "loss")
+    assert [s for s, _ in got] == [0, 1, 2]
+    assert got[0][1] == 0.5 and got[1][1] == 2.0 and np.isnan(got[2][1])
+
+
+@pytest.mark.parametrize(
+    "step, error",
+    [(2**63, ValueError), (2**70, ValueError), (1.5, TypeError)],
+    ids=["2**63", "2**70", "1.5"],
+)
+def test_step_must_fit_in_int64(tmp_path, step, error):
+    with SummaryWriter(tmp_path) as writer:
+        with pytest.raises(error, match="`step`"):
+            writer.scalar("loss", 1.0, step)
+        with pytest.raises(error, match="`step`"):
+            writer.image("img", np.zeros((2, 2)), step)
+        with pytest.raises(error, match="`step`"):
+            writer.tensor("t", [1.0], step, "p")
+        writer.scalar("loss", 1.0, 2**63 - 1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"array": [[1.0], [1.0, 2.0]]}, TypeError, "`array`"),
+        ({"content": [1]}, TypeError, "`content`"),
+        ({"content": {"x": float("nan")}}, ValueError, "`content`"),
+        ({"content": {"x": object()}}, ValueError, "`content`"),
+        ({"display_name": 3}, TypeError, "`display_name`"),
+        ({"description": b"d"}, TypeError, "`description`"),
+    ],
+)
+def test_tensor_errors_name_the_argument(tmp_path, kwargs, error, match):
+    arguments = {"array": [1.0], "content": None}
+    arguments.update(kwargs)
+    with SummaryWriter(tmp_path) as writer:
+        with pytest.raises(error, match=match):
+            writer.tensor("t", step=0, plugin_name="p", **arguments)
+        # The rejected call left the tag without metadata: the next
+        # write of it still carries the plugin's content.
+        writer.tensor("t", [1.0], 0, "p", content={"k": 1})
+    dp = _read.provider(tmp_path)
+    meta = dp.list_tensors(_read.ctx(), experiment_id="", plugin_name="p")
+    (series,) = meta.values()
+    assert json.loads(series["t"].plugin_content) == {"k": 1}
