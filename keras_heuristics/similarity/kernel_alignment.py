@@ -71,19 +71,26 @@ class FeatureStats:
     activations, and in float32 (JAX's default) they overflowed for
     activations of about 1e7 (n=10,000, d=512), giving 0 or NaN instead of
     the scale-free value. The limit is now the Gram product itself, about
-    1e17.
+    1e17. With `unit=True` (a matrix, where one representation meets many)
+    the centred activations themselves are divided by `‖X̄‖_F` once, so
+    that no cell pays for the scaling.
     """
 
-    def __init__(self, x, means=None):
+    def __init__(self, x, means=None, unit=False):
         self.n = int(x.shape[0])
         if means is None:
-            self.centred = _inputs.centre(x)
+            centred = _inputs.centre(x)
         else:
-            self.centred = x - means[None, :]
-        g = _inputs.gram(self.centred)
-        self.scale = _safe_scale(ops.trace(g))
-        self.norm = ops.sqrt(self.scale)
-        self.self_dot = ops.sum(ops.square(g / self.scale))
+            centred = x - means[None, :]
+        g = _inputs.gram(centred)
+        scale = _safe_scale(ops.trace(g))
+        self.self_dot = ops.sum(ops.square(g / scale))
+        if unit:
+            self.centred = centred / ops.cast(ops.sqrt(scale), "float32")
+            self.scale = self.norm = None
+        else:
+            self.centred = centred
+            self.scale, self.norm = scale, ops.sqrt(scale)
 
     @functools.cached_property
     def row_sq(self):
@@ -91,7 +98,7 @@ class FeatureStats:
         rows = ops.cast(
             ops.sum(ops.square(self.centred), axis=1), _inputs.wide()
         )
-        return rows / self.scale
+        return rows if self.scale is None else rows / self.scale
 
     @functools.cached_property
     def total_sq(self):
@@ -99,8 +106,11 @@ class FeatureStats:
 
 
 def linear_cka_from_stats(a, b, debiased=False):
-    cross = _inputs.gram(a.centred, b.centred) / a.norm
-    xy = ops.sum(ops.square(cross / b.norm))
+    cross = _inputs.gram(a.centred, b.centred)
+    for side in (a, b):
+        if side.norm is not None:
+            cross = cross / side.norm
+    xy = ops.sum(ops.square(cross))
     if not debiased:
         return _ratio(xy, a.self_dot, b.self_dot)
     n = a.n

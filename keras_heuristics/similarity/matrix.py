@@ -330,7 +330,7 @@ def summarise(metric, x, gram_space=False, **options):
             if debiased:
                 gram = cka_lib.centre_gram(gram, True)
             return gram, None
-        return cka_lib.FeatureStats(x), None
+        return cka_lib.FeatureStats(x, unit=True), None
     gram = cka_lib.rbf_gram(
         x, options.get("sigma"), options.get("threshold", 1.0)
     )
