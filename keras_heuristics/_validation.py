@@ -8,6 +8,8 @@ import collections.abc
 import math
 import numbers
 
+import numpy as np
+
 
 def _received(name, value):
     return f"Received: {name}={value!r}"
@@ -113,3 +115,62 @@ def check_boundaries(name, values):
             + _received(name, values)
         )
     return values
+
+
+def number_array(name, values, dtype=None, what="an array of numbers"):
+    """`values` (a list, tuple or NumPy array) as a NumPy array of real
+    numbers, cast to `dtype` when given.
+
+    Raises:
+        TypeError: for None, strings, ragged nests, and arrays of anything
+            but integers and floats (bools, complex numbers, objects).
+    """
+    if values is None or isinstance(values, (str, bytes)):
+        raise TypeError(
+            f"Argument `{name}` must be {what}. "
+            + _received(name, values)[:200]
+        )
+    try:
+        array = np.asarray(values)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(
+            f"Argument `{name}` must be {what}. Received: "
+            f"{type(values).__name__} ({error})"
+        ) from None
+    if array.dtype.kind not in "iuf":
+        raise TypeError(
+            f"Argument `{name}` must hold real numbers. Received: "
+            f"dtype={array.dtype}, {name}={values!r:.80}"
+        )
+    return array if dtype is None else array.astype(dtype, copy=False)
+
+
+def shapes_match(a, b):
+    """Whether two shapes have the same rank and agree on every axis whose
+    size both know (None is unknown)."""
+    a, b = tuple(a), tuple(b)
+    return len(a) == len(b) and all(
+        x is None or y is None or x == y for x, y in zip(a, b)
+    )
+
+
+def check_labels(name, labels, count, what="labels"):
+    """`labels` as a list of `count` strings (a list of names for the rows
+    or columns of a matrix).
+
+    Raises:
+        TypeError: if `labels` is a string or not iterable.
+        ValueError: if it does not hold `count` labels.
+    """
+    if isinstance(labels, (str, bytes)) or not hasattr(labels, "__iter__"):
+        raise TypeError(
+            f"Argument `{name}` must be a list of {count} {what}. "
+            f"Received: {name}={labels!r:.80}"
+        )
+    labels = [str(label) for label in labels]
+    if len(labels) != count:
+        raise ValueError(
+            f"Argument `{name}` must hold {count} {what}, one per row or "
+            f"column. Received {len(labels)}: {labels!r:.200}"
+        )
+    return labels

@@ -41,21 +41,9 @@ def _check_positions(t):
         return np.float32(_validation.check_in_range("t", t, 0.0, 1.0))
     if not isinstance(t, (list, tuple, np.ndarray, np.generic)):
         return t  # a backend tensor
-    try:
-        array = np.asarray(t)
-    except ValueError as error:
-        raise TypeError(
-            f"Argument `t` must be a number or a 1-D array of numbers. "
-            f"Received: {error}"
-        ) from None
-    if not (
-        np.issubdtype(array.dtype, np.integer)
-        or np.issubdtype(array.dtype, np.floating)
-    ):
-        raise TypeError(
-            "Argument `t` must hold real numbers (not bools). "
-            f"Received: dtype={array.dtype}, t={t!r:.80}"
-        )
+    array = _validation.number_array(
+        "t", t, what="a number or a 1-D array of numbers"
+    )
     if array.ndim > 1:
         raise ValueError(
             "Argument `t` must be a scalar or 1-D. "

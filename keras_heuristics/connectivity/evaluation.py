@@ -21,18 +21,9 @@ def _profile_values(argument, values, minimum=2, finite=True):
     """A float64 vector of at least `minimum` values, finite unless
     `finite=False` (a metric that diverged at some point of a path is a
     measurement: its statistics come out inf or NaN)."""
-    if values is None or isinstance(values, (str, bytes)):
-        raise TypeError(
-            f"Argument `{argument}` must be a 1-D sequence of numbers. "
-            f"Received: {argument}={values!r:.80}"
-        )
-    try:
-        v = np.asarray(values, dtype="float64")
-    except (TypeError, ValueError) as error:
-        raise TypeError(
-            f"Argument `{argument}` must be a 1-D sequence of numbers. "
-            f"Received: {error}"
-        ) from None
+    v = _validation.number_array(
+        argument, values, "float64", "a 1-D sequence of numbers"
+    )
     if v.ndim != 1 or v.size < minimum:
         raise ValueError(
             f"Argument `{argument}` must be a 1-D sequence of at least "
@@ -121,18 +112,9 @@ def arc_length_mean(values, lengths):
             not finite.
     """
     v = _profile_values("values", values, finite=False)
-    if lengths is None or isinstance(lengths, (str, bytes)):
-        raise TypeError(
-            "Argument `lengths` must be a 1-D sequence of numbers. "
-            f"Received: lengths={lengths!r:.80}"
-        )
-    try:
-        dl = np.asarray(lengths, dtype="float64")
-    except (TypeError, ValueError) as error:
-        raise TypeError(
-            "Argument `lengths` must be a 1-D sequence of numbers. "
-            f"Received: {error}"
-        ) from None
+    dl = _validation.number_array(
+        "lengths", lengths, "float64", "a 1-D sequence of numbers"
+    )
     if dl.shape != (v.size - 1,):
         raise ValueError(
             "Argument `lengths` must have one entry per segment "

@@ -77,10 +77,7 @@ def check_models(teacher, student):
     if t_out is not None and s_out is not None:
         t_shape = tuple(t_out.shape)[1:]
         s_shape = tuple(s_out.shape)[1:]
-        if len(t_shape) != len(s_shape) or any(
-            a is not None and b is not None and a != b
-            for a, b in zip(t_shape, s_shape)
-        ):
+        if not _validation.shapes_match(t_shape, s_shape):
             raise ValueError(
                 "The teacher and the student must have outputs of the same "
                 f"shape. Received: teacher output shape {t_out.shape}, "

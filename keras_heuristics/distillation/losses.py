@@ -48,13 +48,7 @@ def _checked_tensor(name, x, min_rank=0, non_negative=False):
             f"Received: {name}={x!r}"
         )
     if _is_host_data(x):
-        try:
-            values = np.asarray(x, dtype="float64")
-        except (TypeError, ValueError) as error:
-            raise TypeError(
-                f"Argument `{name}` must be an array of numbers. "
-                f"Received: {name} of type {type(x).__name__} ({error})"
-            ) from None
+        values = _validation.number_array(name, x, "float64")
         if not np.all(np.isfinite(values)):
             raise ValueError(
                 f"Argument `{name}` contains NaN or infinite values."
@@ -85,10 +79,7 @@ def _checked_sample_weight(sample_weight, per_sample_shape):
     shape = tuple(sample_weight.shape)
     while shape and shape[-1] == 1 and len(shape) > len(per_sample_shape):
         shape = shape[:-1]
-    if len(shape) > len(per_sample_shape) or any(
-        a is not None and b is not None and a != b
-        for a, b in zip(shape, per_sample_shape)
-    ):
+    if not _validation.shapes_match(shape, per_sample_shape[: len(shape)]):
         raise ValueError(
             "Argument `sample_weight` must have the shape of the batch "
             f"{per_sample_shape[:1]} (or a prefix of {per_sample_shape}). "
@@ -171,10 +162,7 @@ def kd_loss(
     student_logits = _checked_tensor("student_logits", student_logits, 1)
     t_shape = tuple(teacher_logits.shape)
     s_shape = tuple(student_logits.shape)
-    if len(t_shape) != len(s_shape) or any(
-        a is not None and b is not None and a != b
-        for a, b in zip(t_shape, s_shape)
-    ):
+    if not _validation.shapes_match(t_shape, s_shape):
         raise ValueError(
             "Arguments `teacher_logits` and `student_logits` must have the "
             f"same shape. Received: teacher_logits.shape={t_shape}, "
@@ -278,10 +266,7 @@ def hint_loss(
     )
     t_shape = tuple(teacher_features.shape)
     s_shape = tuple(student_features.shape)
-    if len(t_shape) != len(s_shape) or any(
-        a is not None and b is not None and a != b
-        for a, b in zip(t_shape, s_shape)
-    ):
+    if not _validation.shapes_match(t_shape, s_shape):
         raise ValueError(
             "Hint features of teacher and student must have the same shape "
             f"after projection. Received: teacher shape {t_shape}, student "

@@ -28,18 +28,9 @@ MAX_PIXELS = 2**26
 
 def _matrix(matrix):
     """A non-empty 2-D float64 array; NaN is allowed (drawn grey)."""
-    if matrix is None or isinstance(matrix, (str, bytes)):
-        raise TypeError(
-            "Argument `matrix` must be a 2-D array of numbers. "
-            f"Received: matrix={matrix!r:.80}"
-        )
-    try:
-        m = np.asarray(matrix, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise TypeError(
-            "Argument `matrix` must be a 2-D array of numbers. "
-            f"Received: {error}"
-        ) from None
+    m = _validation.number_array(
+        "matrix", matrix, np.float64, "a 2-D array of numbers"
+    )
     if m.ndim != 2 or m.size == 0:
         raise ValueError(
             f"Argument `matrix` must be a non-empty 2-D array. Received "
@@ -57,22 +48,6 @@ def _range(vmin, vmax):
             f"Received: vmin={vmin}, vmax={vmax}"
         )
     return vmin, vmax
-
-
-def _labels(argument, labels, count):
-    if isinstance(labels, (str, bytes)) or not hasattr(labels, "__iter__"):
-        raise TypeError(
-            f"Argument `{argument}` must be a list of {count} labels. "
-            f"Received: {argument}={labels!r:.80}"
-        )
-    labels = [str(label) for label in labels]
-    if len(labels) != count:
-        raise ValueError(
-            f"Argument `{argument}` must have one label per "
-            f"{'row' if argument == 'row_labels' else 'column'} ({count}). "
-            f"Received {len(labels)}: {labels!r:.200}"
-        )
-    return labels
 
 
 def fitting_cell(shape, largest=12, max_pixels=2**22):
@@ -165,8 +140,8 @@ def heatmap_figure(
             with `vmin < vmax`.
     """
     m = _matrix(matrix)
-    rows = _labels("row_labels", row_labels, m.shape[0])
-    cols = _labels("col_labels", col_labels, m.shape[1])
+    rows = _validation.check_labels("row_labels", row_labels, m.shape[0])
+    cols = _validation.check_labels("col_labels", col_labels, m.shape[1])
     vmin, vmax = _range(vmin, vmax)
 
     import matplotlib

@@ -29,25 +29,11 @@ MODES = ("pool", "positions", "flatten")
 def _check_x(x):
     """Checks Python and NumPy inputs; tensors (already numbers, and traced
     inside compiled code) pass as they are."""
-    if x is None or isinstance(x, (str, bytes)):
-        raise TypeError(
-            "Argument `x` must be an array or tensor of activations. "
-            f"Received: x={x!r:.80}"
-        )
     if hasattr(x, "shape") and not isinstance(x, np.ndarray):
         return x
-    try:
-        array = np.asarray(x)
-    except ValueError as error:
-        raise TypeError(
-            "Argument `x` must be an array or tensor of activations. "
-            f"Received: {error}"
-        ) from None
-    if not np.issubdtype(array.dtype, np.number):
-        raise TypeError(
-            "Argument `x` must hold numbers. "
-            f"Received: dtype={array.dtype}, x={x!r:.80}"
-        )
+    array = _validation.number_array(
+        "x", x, what="an array or tensor of activations"
+    )
     return array
 
 

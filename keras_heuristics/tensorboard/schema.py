@@ -34,6 +34,8 @@ import numbers
 
 import numpy as np
 
+from keras_heuristics import _validation
+
 VERSION = 1
 SIMILARITY_PLUGIN = "layer_similarity"
 CONNECTIVITY_PLUGIN = "mode_connectivity"
@@ -49,35 +51,13 @@ def _check_name(name):
 
 
 def _names(argument, names, length):
-    if isinstance(names, (str, bytes)) or not hasattr(names, "__iter__"):
-        raise TypeError(
-            f"Argument `{argument}` must be a list of {length} layer names. "
-            f"Received: {argument}={names!r:.80}"
-        )
-    names = [str(n) for n in names]
-    if len(names) != length:
-        raise ValueError(
-            f"Argument `{argument}` must name {length} layers. "
-            f"Received {len(names)}: {names!r}"
-        )
-    return names
+    return _validation.check_labels(argument, names, length, "layer names")
 
 
 def _as_float32(argument, array, ndim):
     """Non-empty float32 array of the given rank; NaN is allowed (shown as
     n/a)."""
-    if array is None or isinstance(array, (str, bytes)):
-        raise TypeError(
-            f"Argument `{argument}` must be an array of numbers. "
-            f"Received: {argument}={array!r:.80}"
-        )
-    try:
-        array = np.asarray(array, dtype="float32")
-    except (TypeError, ValueError) as error:
-        raise TypeError(
-            f"Argument `{argument}` must be an array of numbers. "
-            f"Received: {error}"
-        ) from None
+    array = _validation.number_array(argument, array, "float32")
     if array.ndim != ndim:
         raise ValueError(
             f"Argument `{argument}` must have {ndim} dimensions. "

@@ -71,25 +71,9 @@ def _check_scalar(value):
                 "Argument `value` is too large for a float. "
                 f"Received: value={value!r:.40}..."
             ) from None
-    if value is None or isinstance(value, (str, bytes)):
-        raise TypeError(
-            f"Argument `value` must be a number. Received: value={value!r}"
-        )
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError, RuntimeError) as error:
-        raise TypeError(
-            "Argument `value` must be a number or a 0-d array. "
-            f"Received: {type(value).__name__} ({error})"
-        ) from None
-    if not (
-        np.issubdtype(array.dtype, np.integer)
-        or np.issubdtype(array.dtype, np.floating)
-    ):
-        raise TypeError(
-            "Argument `value` must hold a real number. "
-            f"Received: dtype={array.dtype}, value={value!r:.80}"
-        )
+    array = _validation.number_array(
+        "value", value, what="a number or a 0-d array"
+    )
     if array.ndim != 0:
         raise ValueError(
             "Argument `value` must be a scalar (a 0-d array). "
@@ -286,18 +270,7 @@ class SummaryWriter:
                 "Argument `content` must be JSON-serializable, with finite "
                 f"numbers. Received: {error}"
             ) from None
-        try:
-            array = np.asarray(array)
-        except (TypeError, ValueError, RuntimeError) as error:
-            raise TypeError(
-                "Argument `array` must be an array of numbers. "
-                f"Received: {type(array).__name__} ({error})"
-            ) from None
-        if not np.issubdtype(array.dtype, np.number):
-            raise TypeError(
-                "Argument `array` must hold numbers. "
-                f"Received: dtype={array.dtype}"
-            )
+        array = _validation.number_array("array", array)
         value = summary_pb2.Summary.Value(
             tag=tag, tensor=tensor_util.make_tensor_proto(array)
         )

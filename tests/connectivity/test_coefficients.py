@@ -96,7 +96,7 @@ def test_errors():
         ([0.0, np.inf], ValueError, "finite"),
         (np.array([0.5, 1.5]), ValueError, r"\[0, 1\]"),
         ([[0.5]], ValueError, "1-D"),
-        ([True, False], TypeError, "not bools"),
+        ([True, False], TypeError, "must hold real numbers"),
         ([0.5, None], TypeError, "real numbers"),
     ],
 )

@@ -22,9 +22,9 @@ def test_numpy_and_tensor_inputs_agree():
         (None, "`x` must be an array or tensor"),
         ("a", "`x` must be an array or tensor"),
         (b"ab", "`x` must be an array or tensor"),
-        (np.array([["a", "b"]]), "`x` must hold numbers"),
+        (np.array([["a", "b"]]), "`x` must hold real numbers"),
         ([[1.0, 2.0], [3.0]], "`x` must be an array or tensor"),
-        ([[1.0, None]], "`x` must hold numbers"),
+        ([[1.0, None]], "`x` must hold real numbers"),
     ],
 )
 def test_bad_inputs_name_x(x, match):

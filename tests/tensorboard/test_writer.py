@@ -198,7 +198,7 @@ def test_png_bytes_record_their_size_and_channels(tmp_path):
         ("abc", TypeError, "`value` must be a number"),
         (True, TypeError, "`value` must be a number, not a bool"),
         ([1, 2], ValueError, "`value` must be a scalar"),
-        (np.array(["a"]), TypeError, "`value` must hold a real number"),
+        (np.array(["a"]), TypeError, "`value` must hold real numbers"),
         (10**400, ValueError, "`value` is too large"),
     ],
     ids=["none", "str", "bool", "list", "str_array", "huge_int"],
