@@ -59,6 +59,7 @@ class StreamingCKA:
         self.count = 0
         self._sums = None
         self._shift = None
+        self._unit = None
         self._widths = None
 
     def update(self, x, y):
@@ -95,6 +96,17 @@ class StreamingCKA:
             ]
         else:
             xc, yc = _inputs.centre(x), _inputs.centre(y)
+            if self._unit is None:
+                # one scale per side for every batch (CKA does not change
+                # with it): the RMS of the first batch, so that the squared
+                # Gram entries stay finite in float32
+                self._unit = tuple(
+                    ops.sqrt(
+                        kernel_alignment._safe_scale(ops.mean(ops.square(c)))
+                    )
+                    for c in (xc, yc)
+                )
+            xc, yc = xc / self._unit[0], yc / self._unit[1]
             rx = ops.cast(ops.sum(ops.square(xc), axis=1), wide)
             ry = ops.cast(ops.sum(ops.square(yc), axis=1), wide)
             sx, sy = ops.sum(rx), ops.sum(ry)
@@ -124,8 +136,11 @@ class StreamingCKA:
         cxx = gxx - n * mx[:, None] * mx[None, :]
         cyy = gyy - n * my[:, None] * my[None, :]
         cxy = gxy - n * mx[:, None] * my[None, :]
+        # divided by the traces before squaring (see `FeatureStats`)
+        tx = kernel_alignment._safe_scale(ops.trace(cxx))
+        ty = kernel_alignment._safe_scale(ops.trace(cyy))
         return kernel_alignment._ratio(
-            ops.sum(ops.square(cxy)),
-            ops.sum(ops.square(cxx)),
-            ops.sum(ops.square(cyy)),
+            ops.sum(ops.square(cxy / ops.sqrt(tx) / ops.sqrt(ty))),
+            ops.sum(ops.square(cxx / tx)),
+            ops.sum(ops.square(cyy / ty)),
         )

@@ -73,3 +73,24 @@ def test_a_change_of_width_is_rejected_and_leaves_the_sums(estimator, rng):
     assert float(keras.ops.convert_to_numpy(acc.result())) == before
     acc.reset()
     acc.update(x[:, :3], y)  # a new pair of representations after reset
+
+
+@pytest.mark.parametrize("estimator", ["minibatch", "exact"])
+@pytest.mark.parametrize("scale", [1e-12, 1e8, 1e15])
+def test_large_and_small_activations_keep_the_scale_free_value(
+    estimator, scale, rng
+):
+    # Squared Gram entries grow as the fourth power of the activations: in
+    # float32 the exact estimator gave 0 from about 1e8, the minibatch one
+    # at 1e15. The reference is the same stream at unit scale.
+    x = rng.normal(size=(400, 6)).astype("float32")
+    y = (x @ rng.normal(size=(6, 5)) + rng.normal(size=(400, 5))).astype(
+        "float32"
+    )
+    values = []
+    for factor in (1.0, scale):
+        acc = StreamingCKA(estimator)
+        for start in range(0, 400, 100):
+            acc.update(x[start : start + 100] * factor, y[start : start + 100])
+        values.append(float(keras.ops.convert_to_numpy(acc.result())))
+    assert abs(values[1] - values[0]) < 1e-4
