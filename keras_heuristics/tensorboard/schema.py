@@ -29,9 +29,6 @@ metadata `content` is a JSON object with at least `"version"` and `"kind"`:
 The step of each event is the epoch (or 0 for a one-off evaluation).
 """
 
-import math
-import numbers
-
 import numpy as np
 
 from keras_heuristics import _validation
@@ -105,23 +102,6 @@ def _metric_names(metrics):
     return list(metrics)
 
 
-def _finite(argument, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-        value, numbers.Real
-    ):
-        raise TypeError(
-            f"Argument `{argument}` must be a number. "
-            f"Received: {argument}={value!r:.80}"
-        )
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(
-            f"Argument `{argument}` must be finite. "
-            f"Received: {argument}={value!r}"
-        )
-    return value
-
-
 def _xy(argument, pair):
     if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__"):
         raise TypeError(
@@ -133,7 +113,10 @@ def _xy(argument, pair):
             f"Argument `{argument}` must be an (x, y) pair. "
             f"Received: {argument}={pair!r:.80}"
         )
-    return [_finite(f"{argument}[{i}]", v) for i, v in enumerate(pair)]
+    return [
+        _validation.check_number(f"{argument}[{i}]", v)
+        for i, v in enumerate(pair)
+    ]
 
 
 def _sequence(argument, value):
@@ -171,21 +154,12 @@ def _projected(projected):
             {
                 "name": str(p["name"]),
                 "xy": _xy(f"projected[{i}]['xy']", p["xy"]),
-                "distance": _finite(
+                "distance": _validation.check_number(
                     f"projected[{i}]['distance']", p.get("distance", 0.0)
                 ),
             }
         )
     return out
-
-
-def _check_path(path):
-    if path not in PATHS:
-        raise ValueError(
-            f"Argument `path` must be one of {', '.join(map(repr, PATHS))}. "
-            f"Received: path={path!r}"
-        )
-    return path
 
 
 def write_similarity_matrix(
@@ -306,7 +280,7 @@ def write_profile(writer, name, t, metrics, step=0, path="curve", split="test"):
             "Argument `t` must hold positions in [0, 1]. "
             f"Received: t={t.tolist()!r:.200}"
         )
-    path = _check_path(path)
+    path = _validation.check_choice("path", path, PATHS)
     names = _metric_names(metrics)
     rows = [t]
     for n in names:
