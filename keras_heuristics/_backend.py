@@ -1,6 +1,7 @@
 """The few places where the backends really differ, one function each."""
 
 import keras
+import numpy as np
 
 
 def wide_float():
@@ -117,6 +118,40 @@ def eigvalsh(x):
 
         return tf.linalg.eigvalsh(x)
     return keras.ops.eigh(x)[0]
+
+
+def peaks(tensors):
+    """The largest magnitude `max |x|` of each tensor, one pass over each
+    and one copy to the host: a float64 NumPy vector, NaN or inf where a
+    tensor holds NaN or inf.
+
+    PyTorch's `aminmax` reads a tensor once without a temporary; JAX's
+    compiled maximum skips NaN, so NaN counts as infinite there first (in
+    the same fused pass); TensorFlow's propagates it.
+    """
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        with torch.no_grad():
+            pairs = [
+                torch.aminmax(keras.ops.convert_to_tensor(t)) for t in tensors
+            ]
+            out = torch.stack([torch.maximum(-lo, hi) for lo, hi in pairs])
+    else:
+        out = compiled(_peaks)(list(tensors))
+    return np.asarray(keras.ops.convert_to_numpy(out), dtype="float64")
+
+
+def _peaks(tensors):
+    ops = keras.ops
+    if keras.backend.backend() == "jax":
+        tensors = [
+            ops.where(ops.isnan(t), float("inf"), ops.abs(t)) for t in tensors
+        ]
+    else:
+        tensors = [ops.abs(t) for t in tensors]
+    return ops.stack([ops.max(t) for t in tensors])
 
 
 def stack_tensors(tensors):

@@ -320,7 +320,8 @@ class LayerSimilarity(keras.callbacks.Callback):
 
     def _write_heatmap(self, m, step):
         # Cells shrink as the picture grows (layers x thousands of
-        # evaluation points); one beyond a pixel a cell is left out.
+        # evaluation points); a picture that would need less than one
+        # pixel a cell is not written.
         cell = heatmap.fitting_cell(np.shape(m))
         if cell:
             self._writer.image(
@@ -377,7 +378,14 @@ class LayerSimilarity(keras.callbacks.Callback):
                     "layers": self.layer_names,
                     "reference_layers": cols,
                     "steps": [int(s) for s in self.steps],
-                    "values": np.asarray(values).tolist(),
+                    # strict JSON: null for the NaN of a diverged run
+                    "values": _json_values(values),
                 },
                 f,
             )
+
+
+def _json_values(values):
+    """Nested lists of floats with `None` where a value is NaN."""
+    values = np.asarray(values, dtype="float64")
+    return np.where(np.isnan(values), None, values).tolist()

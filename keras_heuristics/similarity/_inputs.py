@@ -6,6 +6,8 @@ backend's device as float32 tensors. Small `(d, d)` statistics are cast to
 `_backend.wide_float()` before any factorisation.
 """
 
+import math
+
 import keras
 from keras import ops
 
@@ -31,11 +33,61 @@ def wide():
     return _backend.wide_float()
 
 
+# The scale guard. Float32 Gram products overflow past activations of
+# about 1e19 / sqrt(n) and underflow below about 1e-19: the metrics then
+# gave 0 or NaN without a word, or PyTorch's eigensolver raised. Every
+# metric here is invariant to scaling either side (RBF CKA once its
+# bandwidth is scaled with it), so a matrix whose largest magnitude lies
+# outside [2**-SCALE_EXPONENT, 2**SCALE_EXPONENT] is multiplied by the power
+# of two that brings it into [1, 2): exact in floating point, and inside
+# the range nothing changes, bit for bit.
+SCALE_EXPONENT = 32
+
+
+def scale_factor(peak):
+    """The power of two `scale_guard` multiplies a matrix by, from its
+    largest magnitude `peak` (1.0 inside the range, and for zeros)."""
+    if peak == 0.0 or 2.0**-SCALE_EXPONENT <= peak <= 2.0**SCALE_EXPONENT:
+        return 1.0
+    exponent = -math.floor(math.log2(peak))
+    return 2.0 ** max(-126, min(126, exponent))  # a normal float32
+
+
+def scaled(x, factor):
+    """`x * factor` (float32), or `x` itself for a factor of 1."""
+    if factor == 1.0:
+        return x
+    return x * ops.convert_to_tensor(factor, dtype=x.dtype)
+
+
+def finite_and_scaled(names, xs, rescale=True):
+    """Checks that every matrix of `xs` is finite and applies the scale
+    guard: one pass over each and one copy to the host.
+
+    Returns:
+        `(xs, factors)`: each matrix multiplied by its `scale_factor` (all
+        factors 1.0 without `rescale`).
+
+    Raises:
+        ValueError: naming the first matrix holding NaN or inf values.
+    """
+    factors = []
+    for name, peak in zip(names, _backend.peaks(xs)):
+        if not math.isfinite(peak):
+            raise ValueError(
+                f"Argument `{name}` holds NaN or infinite values; similarity "
+                "is undefined for them. Check the activations (a diverged "
+                "model?)."
+            )
+        factors.append(scale_factor(peak) if rescale else 1.0)
+    return [scaled(x, f) for x, f in zip(xs, factors)], factors
+
+
 def as_matrix(name, x, min_examples=2, check_finite=True):
     """Converts `x` to a float32 tensor of shape (n, d) and checks it.
 
-    With `check_finite=False` the caller checks its column means with
-    `check_finite_columns` instead (one pass over `x` fewer).
+    With `check_finite=False` the caller checks finiteness itself (see
+    `finite_and_scaled`, which checks several matrices in one host copy).
 
     Raises:
         TypeError: if `x` is not array-like.
@@ -83,46 +135,30 @@ def as_matrix(name, x, min_examples=2, check_finite=True):
     elif keras.backend.standardize_dtype(x.dtype) != "float32":
         x = ops.cast(x, "float32")
     if check_finite:
-        check_finite_columns(name, ops.sum(x, axis=0))
+        x = finite_and_scaled([name], [x], rescale=False)[0][0]
     return x
 
 
-def check_finite_columns(name, column_sums):
-    """Raises unless the column sums (or means) of `name` are finite: a
-    NaN or inf anywhere makes its column's sum non-finite."""
-    if not bool(ops.all(ops.isfinite(column_sums))):
-        raise ValueError(
-            f"Argument `{name}` holds NaN or infinite values; similarity is "
-            "undefined for them. Check the activations (a diverged model?)."
-        )
+def check_pair(x, y, min_examples=2, rescale=False):
+    """`as_matrix` of both sides, the same number of rows, and finite
+    values (one host copy for both); with `rescale`, the scale guard
+    applied to each side (`finite_and_scaled`)."""
+    x, y = scaled_pair(x, y, min_examples, rescale)[:2]
+    return x, y
 
 
-def check_pair(x, y, min_examples=2, check_finite=True):
-    x = as_matrix("x", x, min_examples, check_finite)
-    y = as_matrix("y", y, min_examples, check_finite)
+def scaled_pair(x, y, min_examples=2, rescale=True):
+    """`check_pair` that also returns the two scale factors."""
+    x = as_matrix("x", x, min_examples, check_finite=False)
+    y = as_matrix("y", y, min_examples, check_finite=False)
     if x.shape[0] != y.shape[0]:
         raise ValueError(
             "Arguments `x` and `y` must hold the same examples (same number "
             f"of rows). Received: x.shape={tuple(x.shape)}, "
             f"y.shape={tuple(y.shape)}"
         )
-    return x, y
-
-
-def check_pair_and_means(x, y, min_examples=2):
-    """`check_pair` whose finiteness check reads the column means that
-    centring needs anyway: returns `x, y` and their column means."""
-    x, y = check_pair(x, y, min_examples=min_examples, check_finite=False)
-    return (x, y, *checked_means(x, y))
-
-
-def checked_means(x, y):
-    """The column means of two checked matrices, raising unless finite."""
-    means = []
-    for name, t in (("x", x), ("y", y)):
-        means.append(ops.mean(t, axis=0))
-        check_finite_columns(name, means[-1])
-    return means
+    (x, y), (fx, fy) = finite_and_scaled(["x", "y"], [x, y], rescale)
+    return x, y, fx, fy
 
 
 def centre(x):

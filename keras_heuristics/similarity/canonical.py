@@ -37,7 +37,7 @@ neurons.
 which are already uncorrelated: for one pair (`svcca`, `method="auto"`)
 the whitening is `Λ_k^{-1/2}` and the canonical correlations come from
 the same three Gram products as CCA (`_svcca_pair`), unless `λ_1 / λ_k`
-passes `_gram_max_condition()` (5e2). The layer x layer matrix and the
+passes `GRAM_MAX_CONDITION` (5e2). The layer x layer matrix and the
 `LayerSimilarity` callback take the fixed-width route of `_svcca`
 instead, which compiles once for any `k`.
 
@@ -50,7 +50,10 @@ layer x layer matrix and `LayerSimilarity` use the full-width forms of
 CCA and SVCCA on every backend (`full_width_bases`, `reduced_bases`).
 PWCCA keeps data-dependent shapes.
 
-**Guards.** No matrix is ever inverted explicitly. Constant neurons (column
+**Guards.** Inputs holding NaN or inf are refused, and finite ones of any
+scale are first brought near unit scale by an exact power of two
+(`_inputs.finite_and_scaled`; the float32 Grams would overflow past about
+1e17). No matrix is ever inverted explicitly. Constant neurons (column
 norm after centring below `1e-5` of the uncentred norm, i.e. float32 noise)
 are dropped before anything else, so dead ReLU units give no NaN. In the QR
 route directions whose singular value is below `rank_tol` times the largest
@@ -349,7 +352,7 @@ def cca(x, y, method="auto", rank_tol=RANK_TOL):
     >>> rho = keras_heuristics.similarity.cca(x, y)
     >>> float(keras.ops.mean(rho))
     """
-    x, y = _inputs.check_pair(x, y, min_examples=3, check_finite=False)
+    x, y = _inputs.check_pair(x, y, min_examples=3, rescale=True)
     _check_method(method)
     rank_tol = _validation.check_in_range("rank_tol", rank_tol, 0.0, 1.0)
     _check_enough_examples(x, y, "CCA")
@@ -357,7 +360,7 @@ def cca(x, y, method="auto", rank_tol=RANK_TOL):
         rho = _cca_compiled(x, y)
         if rho is not None:
             return rho
-    mx, my = _inputs.checked_means(x, y)
+    mx, my = ops.mean(x, axis=0), ops.mean(y, axis=0)
     return correlations_from_bases(
         basis(x, method, rank_tol, mx), basis(y, method, rank_tol, my)
     )
@@ -375,7 +378,7 @@ def _cca_compiled(x, y):
         k, ok = (int(v) for v in ops.convert_to_numpy(flags))
     except _backend.runtime_errors():  # a failure inside the graph
         return None
-    if not ok:  # NaN/inf included: the caller's checks report them
+    if not ok:  # the general route decides
         return None
     return ops.clip(s[:k], 0.0, 1.0)
 
@@ -442,19 +445,17 @@ def reduce_directions(x, keep=0.99):
     return ops.matmul(xc, ops.cast(v[:, :k], "float32")), k
 
 
-def _gram_max_condition():
-    """Largest `λ_1 / λ_k` for which `_svcca_pair` whitens from the Grams:
-    within it, its error against a float64 QR reference stays below 1e-5
-    on the measured spectra (power laws, scales over six decades). The
-    Grams are float32 products on every backend, so the limit does not
-    depend on the float of the eigendecomposition: the worst case is a
-    representation against itself, whose correlations are all 1 and whose
-    rounding errors only lower them: 1 - SVCCA measured 1e-5 to 5e-5 at
-    2.5e3 ... 3.1e3 (ReLU layers with a power-law spectrum), about 1.6e-8
-    times the ratio, hence 5e2. (The former float64 limit, 1e5, let an
-    invertible linear map of condition 255, ratio 8e4, move SVCCA by
-    4e-4 on TensorFlow and PyTorch.)"""
-    return 5e2
+# Largest `λ_1 / λ_k` for which `_svcca_pair` whitens from the Grams:
+# within it, its error against a float64 QR reference stays below 1e-5 on
+# the measured spectra (power laws, scales over six decades). The Grams are
+# float32 products on every backend, so the limit does not depend on the
+# float of the eigendecomposition: the worst case is a representation
+# against itself, whose correlations are all 1 and whose rounding errors
+# only lower them: 1 - SVCCA measured 1e-5 to 5e-5 at 2.5e3 ... 3.1e3 (ReLU
+# layers with a power-law spectrum), about 1.6e-8 times the ratio, hence
+# 5e2. (The former float64 limit, 1e5, let an invertible linear map of
+# condition 255, ratio 8e4, move SVCCA by 4e-4 on TensorFlow and PyTorch.)
+GRAM_MAX_CONDITION = 5e2
 
 
 def _svcca_pair(x, y, keep):
@@ -464,7 +465,7 @@ def _svcca_pair(x, y, keep):
     `Λ_k^{-1/2}` exactly, so the canonical correlations are the singular
     values of `Λ_x^{-1/2} V_xᵀ (X̄ᵀȲ) V_y Λ_y^{-1/2}` (`k_x x k_y`): nothing
     of size `n` beyond the Grams. When a side's `λ_1 / λ_k` exceeds
-    `_gram_max_condition()`, float32 rounding of the Grams would show, and
+    `GRAM_MAX_CONDITION`, float32 rounding of the Grams would show, and
     the projections `X̄ V_k` are whitened themselves (`basis`).
 
     On JAX, where every new shape of an eager operation compiles anew, no
@@ -479,7 +480,7 @@ def _svcca_pair(x, y, keep):
     tops = [_top_directions(t, keep) for t in centred]
     if tops[0] is None or tops[1] is None:
         return ops.convert_to_tensor(0.0, dtype="float32")
-    if max(top[3] for top in tops) > _gram_max_condition():
+    if max(top[3] for top in tops) > GRAM_MAX_CONDITION:
         if fixed_width:  # the whitening of `_svcca`, from these eigh's
             (_, vx, kx, _), (_, vy, ky, _) = tops
             counts = [ops.convert_to_tensor(k, "int32") for k in (kx, ky)]
@@ -559,7 +560,7 @@ def svcca(x, y, keep=0.99, method="auto"):
     References:
         Raghu et al., "SVCCA", NeurIPS 2017.
     """
-    x, y = _inputs.check_pair(x, y, min_examples=3)
+    x, y = _inputs.check_pair(x, y, min_examples=3, rescale=True)
     keep = _check_keep(keep)
     _check_method(method)
     if method == "auto":
@@ -968,7 +969,7 @@ def pwcca(x, y, method="auto"):
         Morcos, Raghu and Bengio, "Insights on representational similarity
         in neural networks with canonical correlation", NeurIPS 2018.
     """
-    x, y = _inputs.check_pair(x, y, min_examples=3, check_finite=False)
+    x, y = _inputs.check_pair(x, y, min_examples=3, rescale=True)
     _check_method(method)
     _check_enough_examples(x, y, "PWCCA")
     if method != "qr":
@@ -979,7 +980,7 @@ def pwcca(x, y, method="auto"):
         value = _pwcca.pair(x, y, qr=method == "auto")
         if value is not None:
             return ops.cast(value, "float32")
-    mx, my = _inputs.checked_means(x, y)
+    mx, my = ops.mean(x, axis=0), ops.mean(y, axis=0)
     bx = pwcca_basis(x, method, means=mx)
     by = pwcca_basis(y, method, means=my)
     return pwcca_pair(bx, by, x, y)

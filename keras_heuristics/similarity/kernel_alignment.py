@@ -70,8 +70,9 @@ class FeatureStats:
     sums of squared Gram entries grow as the fourth power of the
     activations, and in float32 (JAX's default) they overflowed for
     activations of about 1e7 (n=10,000, d=512), giving 0 or NaN instead of
-    the scale-free value. The limit is now the Gram product itself, about
-    1e17. With `unit=True` (a matrix, where one representation meets many)
+    the scale-free value. The Gram product itself would overflow at about
+    1e17; the public functions rescale such inputs first
+    (`_inputs.finite_and_scaled`). With `unit=True` (a matrix, where one representation meets many)
     the centred activations themselves are divided by `‖X̄‖_F` once, so
     that no cell pays for the scaling.
     """
@@ -184,7 +185,8 @@ def linear_cka(x, y, debiased=False):
         Kornblith et al., "Similarity of Neural Network Representations
         Revisited", ICML 2019.
     """
-    x, y, mx, my = _inputs.check_pair_and_means(x, y)
+    x, y = _inputs.check_pair(x, y, rescale=True)
+    mx, my = ops.mean(x, axis=0), ops.mean(y, axis=0)
     n = int(x.shape[0])
     _check_debiased(debiased, n)
     if n * n < int(x.shape[1]) * int(y.shape[1]):
@@ -209,10 +211,12 @@ def rbf_gram(x, sigma=None, threshold=1.0):
     d2 = ops.maximum(sq[:, None] + sq[None, :] - 2.0 * dots, 0.0)
     if sigma is None:
         sigma2 = threshold**2 * ops.median(ops.reshape(d2, (-1,)))
-    else:
-        sigma2 = ops.convert_to_tensor(sigma**2, dtype=d2.dtype)
-    sigma2 = ops.where(sigma2 > 0, sigma2, 1.0)
-    return ops.exp(-d2 / (2.0 * sigma2))
+        sigma2 = ops.where(sigma2 > 0, sigma2, 1.0)
+        return ops.exp(-d2 / (2.0 * sigma2))
+    # divided twice: a bandwidth the scale guard made tiny has a square
+    # below float32's range
+    sigma = ops.convert_to_tensor(sigma, dtype=d2.dtype)
+    return ops.exp(-(d2 / sigma / sigma) / 2.0)
 
 
 def rbf_cka(x, y, sigma=None, threshold=1.0, debiased=False):
@@ -238,12 +242,18 @@ def rbf_cka(x, y, sigma=None, threshold=1.0, debiased=False):
     References:
         Kornblith et al., ICML 2019, section 3 and appendix.
     """
-    x, y = _inputs.check_pair(x, y)
+    x, y, fx, fy = _inputs.scaled_pair(x, y)
     _check_debiased(debiased, int(x.shape[0]))
     if sigma is not None:
         sigma = _validation.check_positive("sigma", sigma)
     threshold = _validation.check_positive("threshold", threshold)
     return cka_from_grams(
-        centre_gram(rbf_gram(x, sigma, threshold), debiased),
-        centre_gram(rbf_gram(y, sigma, threshold), debiased),
+        centre_gram(rbf_gram(x, scaled_sigma(sigma, fx), threshold), debiased),
+        centre_gram(rbf_gram(y, scaled_sigma(sigma, fy), threshold), debiased),
     )
+
+
+def scaled_sigma(sigma, factor):
+    """A fixed bandwidth for activations the scale guard multiplied by
+    `factor` (the kernel depends on distances over the bandwidth only)."""
+    return None if sigma is None else sigma * factor

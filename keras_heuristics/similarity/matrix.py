@@ -22,6 +22,7 @@ power-law one; linear CKA 11-15x (each representation costs about
 import numpy as np
 from keras import ops
 
+from keras_heuristics import _backend
 from keras_heuristics import _validation
 from keras_heuristics.similarity import _inputs
 from keras_heuristics.similarity import _pwcca
@@ -306,7 +307,7 @@ def check_options(metric, options):
     return options
 
 
-def summarise(metric, x, gram_space=False, **options):
+def summarise(metric, x, gram_space=False, factor=1.0, **options):
     """The per-representation work of `metric` for activations `x`.
 
     What `cell` needs, computed once: an orthonormal basis at the full
@@ -314,7 +315,9 @@ def summarise(metric, x, gram_space=False, **options):
     non-constant directions; SVCCA: the SVD-reduced whitened data), a
     whitened basis (PWCCA), centred features or a
     centred Gram matrix (CKA). Returns `(summary, x_or_None)`; the raw
-    activations are only kept for PWCCA, whose weights need them.
+    activations are only kept for PWCCA, whose weights need them. `factor`
+    is what the scale guard multiplied `x` by (`_inputs.finite_and_scaled`):
+    a fixed RBF bandwidth is scaled with it.
     """
     if metric == "svcca":
         keep = cca_lib._check_keep(options.get("keep", 0.99))
@@ -332,7 +335,9 @@ def summarise(metric, x, gram_space=False, **options):
             return gram, None
         return cka_lib.FeatureStats(x, unit=True), None
     gram = cka_lib.rbf_gram(
-        x, options.get("sigma"), options.get("threshold", 1.0)
+        x,
+        cka_lib.scaled_sigma(options.get("sigma"), factor),
+        options.get("threshold", 1.0),
     )
     return cka_lib.centre_gram(gram, options.get("debiased", False)), None
 
@@ -375,45 +380,96 @@ def cell(metric, a, b, gram_space=False):
     )
 
 
+class NotFinite:
+    """The summary of activations holding NaN or inf (a diverged model):
+    every cell with it is NaN. `summary` is a stand-in, the summary of
+    zeros of the same shape, so that compiled calls keep their shapes."""
+
+    def __init__(self, summary):
+        self.summary = summary
+
+
 def summarise_all(metric, acts, gram_space=False, **options):
-    """`summarise` of every matrix in `acts`; for SVCCA one compiled call
-    whose shapes do not depend on the data (see `canonical.reduced_bases`).
+    """`summarise` of every matrix in `acts`, for SVCCA in one compiled
+    call whose shapes do not depend on the data (see
+    `canonical.reduced_bases`).
+
+    Unlike `pairwise_matrix`, which refuses them, activations holding NaN
+    or inf give a `NotFinite` summary (`cells` makes its cells NaN): a
+    callback measuring a diverging run records it and goes on. The others
+    pass the scale guard (`_inputs.finite_and_scaled`); one pass over each
+    matrix and one copy to the host for all.
     """
+    finite, factors, acts = [], [], list(acts)
+    for i, peak in enumerate(_backend.peaks(acts)):
+        finite.append(bool(np.isfinite(peak)))
+        factors.append(_inputs.scale_factor(peak) if finite[-1] else 1.0)
+        acts[i] = (
+            _inputs.scaled(acts[i], factors[-1])
+            if finite[-1]
+            else ops.zeros_like(acts[i])
+        )
     if metric == "svcca":
         keep = cca_lib._check_keep(options.get("keep", 0.99))
-        return [(r, None) for r in cca_lib.reduced_bases(acts, keep)]
-    if metric == "cca":
-        return [(r, None) for r in cca_lib.full_width_bases(acts)]
-    if metric == "pwcca":
-        return _pwcca_summaries(acts)
-    return [summarise(metric, a, gram_space, **options) for a in acts]
+        out = [(r, None) for r in cca_lib.reduced_bases(acts, keep)]
+    elif metric == "cca":
+        out = [(r, None) for r in cca_lib.full_width_bases(acts)]
+    elif metric == "pwcca":
+        out = _pwcca_summaries(acts)
+    else:
+        out = [
+            summarise(metric, a, gram_space, f, **options)
+            for a, f in zip(acts, factors)
+        ]
+    return [s if ok else NotFinite(s) for s, ok in zip(out, finite)]
 
 
 def cells(metric, summaries_a, summaries_b, gram_space=False):
     """`cell` of matching pairs of summaries, as a float32 NumPy vector
-    (for SVCCA one compiled call), with one copy to the host."""
+    (for SVCCA one compiled call), with one copy to the host; NaN where
+    either summary is `NotFinite`."""
+    bad = np.array(
+        [
+            isinstance(a, NotFinite) or isinstance(b, NotFinite)
+            for a, b in zip(summaries_a, summaries_b)
+        ],
+        dtype=bool,
+    )
+    summaries_a = [
+        a.summary if isinstance(a, NotFinite) else a for a in summaries_a
+    ]
+    summaries_b = [
+        b.summary if isinstance(b, NotFinite) else b for b in summaries_b
+    ]
+    good = ~bad
+    values = np.full(len(bad), np.nan, dtype="float32")
     if metric in ("svcca", "cca"):
         # the same shapes at every evaluation whatever the kept counts:
-        # one compiled call (JAX would compile each new pair of counts)
-        values = _svcca.pair_means(
+        # one compiled call (JAX would compile each new pair of counts),
+        # stand-ins included
+        computed = _svcca.pair_means(
             [a for a, _ in summaries_a], [b for b, _ in summaries_b]
         )
-    else:
-        values = ops.stack(
+        values[good] = ops.convert_to_numpy(computed)[good]
+    elif good.any():
+        computed = ops.stack(
             [
                 cell(metric, a, b, gram_space)
-                for a, b in zip(summaries_a, summaries_b)
+                for a, b, ok in zip(summaries_a, summaries_b, good)
+                if ok
             ]
         )
-    return np.asarray(ops.convert_to_numpy(values), dtype="float32")
+        values[good] = ops.convert_to_numpy(computed)
+    return values
 
 
 class _Reps:
     """Lazily built summaries of a list of activations."""
 
-    def __init__(self, metric, acts, options, gram_space):
+    def __init__(self, metric, acts, factors, options, gram_space):
         self.metric = metric
         self.acts = acts
+        self.factors = factors
         self.options = options
         self.gram_space = gram_space
         self._cache = {}
@@ -421,7 +477,11 @@ class _Reps:
     def get(self, i):
         if i not in self._cache:
             self._cache[i] = summarise(
-                self.metric, self.acts[i], self.gram_space, **self.options
+                self.metric,
+                self.acts[i],
+                self.gram_space,
+                self.factors[i],
+                **self.options,
             )
         return self._cache[i]
 
@@ -432,7 +492,11 @@ def _check_acts(name, acts, metric):
             f"Argument `{name}` must be a non-empty list of activation "
             f"matrices. Received: {type(acts).__name__}"
         )
-    acts = [_inputs.as_matrix(f"{name}[{i}]", a) for i, a in enumerate(acts)]
+    names = [f"{name}[{i}]" for i in range(len(acts))]
+    acts = [
+        _inputs.as_matrix(label, a, check_finite=False)
+        for label, a in zip(names, acts)
+    ]
     n = int(acts[0].shape[0])
     for i, a in enumerate(acts):
         if int(a.shape[0]) != n:
@@ -447,7 +511,7 @@ def _check_acts(name, acts, metric):
                 "neurons (every canonical correlation would be 1). Use "
                 "more probe data, spatial pooling, or metric='svcca'."
             )
-    return acts
+    return _inputs.finite_and_scaled(names, acts)
 
 
 def use_gram_space(metric, acts_a, acts_b, cells, same=False):
@@ -491,16 +555,22 @@ def pairwise_matrix(
     """
     options = check_options(metric, options)
     same = acts_b is None
-    acts_a = _check_acts("acts_a", acts_a, metric)
-    acts_b = acts_a if same else _check_acts("acts_b", acts_b, metric)
+    acts_a, factors_a = _check_acts("acts_a", acts_a, metric)
+    acts_b, factors_b = (
+        (acts_a, factors_a) if same else _check_acts("acts_b", acts_b, metric)
+    )
     if int(acts_a[0].shape[0]) != int(acts_b[0].shape[0]):
         raise ValueError(
             "Arguments `acts_a` and `acts_b` must hold the same examples."
         )
     cells = len(acts_a) * len(acts_b)
     gram_space = use_gram_space(metric, acts_a, acts_b, cells, same)
-    reps_a = _Reps(metric, acts_a, options, gram_space)
-    reps_b = reps_a if same else _Reps(metric, acts_b, options, gram_space)
+    reps_a = _Reps(metric, acts_a, factors_a, options, gram_space)
+    reps_b = (
+        reps_a
+        if same
+        else _Reps(metric, acts_b, factors_b, options, gram_space)
+    )
     symmetric = same and metric != "pwcca"
     if metric in ("svcca", "cca"):
         return _stacked_cca(reps_a, reps_b, len(acts_a), len(acts_b))

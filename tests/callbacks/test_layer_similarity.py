@@ -225,3 +225,75 @@ def test_cca_against_a_float64_reference(tmp_path, digits):
         b = _live(keras.ops.convert_to_numpy(end[i]))
         want = float(_data.exact_cca(a, b).mean())
         assert abs(cb.values[i, -1] - want) < 1e-5, i
+
+
+class _Blowup(keras.callbacks.Callback):
+    """At the end of epoch 0, multiplies the first layer by 1e25 (its ReLU
+    activations by exactly that); at the end of epoch 1, makes the linear
+    output layer NaN (a ReLU turns NaN into 0 on TensorFlow)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        name, factor = {0: ("d1", 1e25), 1: ("out", float("nan"))}.get(
+            epoch, (None, None)
+        )
+        if name is not None:
+            layer = self.model.get_layer(name)
+            for v in (layer.kernel, layer.bias):
+                v.assign(v * factor)
+
+
+def test_huge_activations_are_measured_and_nan_ones_recorded(tmp_path, digits):
+    # Float32 Gram products of 1e25 activations overflow: the measure gave
+    # 0 there, and 0 again once they were NaN, as if the layers had
+    # decorrelated. Now the huge ones are measured (float64 reference on
+    # the same activations) and the NaN ones recorded as NaN (null in the
+    # JSON file, n/a in the plugin, grey in the heatmap).
+    (x, y), (x_test, _) = digits
+    probe = x_test[:200]
+    model = _model()
+    model.compile(
+        keras.optimizers.SGD(0.0),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    start = [_acts(model, n, probe) for n in ("d1", "d2", "out")]
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                self.acts = [
+                    _acts(model, n, probe) for n in ("d1", "d2", "out")
+                ]
+
+    snap = Snapshot()
+    cb = LayerSimilarity(
+        probe, metric="cca", reference="initial", log_dir=tmp_path
+    )
+    model.fit(
+        x[:64],
+        y[:64],
+        epochs=3,
+        batch_size=32,
+        verbose=0,
+        callbacks=[_Blowup(), snap, cb],
+    )
+    assert float(np.abs(keras.ops.convert_to_numpy(snap.acts[0])).max()) > 1e24
+    for i in range(3):
+        a = _live(keras.ops.convert_to_numpy(start[i]))
+        b = _live(keras.ops.convert_to_numpy(snap.acts[i]))
+        want = float(_data.exact_cca(a, b).mean())
+        assert abs(cb.values[i, 0] - want) < 1e-4, i
+    # the hidden layers did not change in epoch 1 (learning rate 0; in
+    # epoch 2 the NaN gradients reach them)
+    np.testing.assert_allclose(cb.values[:2, 1], cb.values[:2, 0], atol=1e-6)
+    assert np.isnan(cb.values[2, 1:]).all()
+    with open(os.path.join(tmp_path, "layer_similarity.json")) as f:
+        saved = json.load(f)  # strict JSON: null, not NaN
+    assert saved["values"][2][1:] == [None, None]
+    assert np.isnan(
+        np.load(tmp_path / "layer_similarity.npz")["values"][2, 1:]
+    ).all()
+    ctx = __import__("tensorboard.context", fromlist=["RequestContext"])
+    blobs = _provider(tmp_path).list_blob_sequences(
+        ctx.RequestContext(), experiment_id="", plugin_name="images"
+    )
+    assert blobs["train"]["layer_similarity_heatmap"].max_step == 2
