@@ -174,3 +174,52 @@ def check_labels(name, labels, count, what="labels"):
             f"column. Received {len(labels)}: {labels!r:.200}"
         )
     return labels
+
+
+def check_axis(name, values, minimum_size=2):
+    """Positions along an axis: a 1-D float64 array of at least
+    `minimum_size` finite, strictly increasing numbers."""
+    array = number_array(name, values, "float64", "a 1-D array of positions")
+    if array.ndim != 1 or array.size < minimum_size:
+        raise ValueError(
+            f"Argument `{name}` must be a 1-D array of at least "
+            f"{minimum_size} positions. Received: shape={array.shape}"
+        )
+    if not np.all(np.isfinite(array)) or np.any(np.diff(array) <= 0):
+        raise ValueError(
+            f"Argument `{name}` must hold finite, strictly increasing "
+            f"positions. Received: {name}={array.tolist()!r:.120}"
+        )
+    return array
+
+
+def check_named_arrays(name, arrays, shape):
+    """A non-empty dict of name -> float64 array of `shape` (values may be
+    NaN or inf: a diverged evaluation is worth keeping)."""
+    if not isinstance(arrays, dict) or not arrays:
+        raise TypeError(
+            f"Argument `{name}` must be a non-empty dict of name -> values. "
+            + _received(name, arrays)[:200]
+        )
+    out = {}
+    for key, values in arrays.items():
+        if not isinstance(key, str):
+            raise TypeError(
+                f"Argument `{name}` must have string keys. Received: {key!r}"
+            )
+        array = number_array(f"{name}[{key!r}]", values, "float64")
+        if array.shape != tuple(shape):
+            raise ValueError(
+                f"Argument `{name}[{key!r}]` must have shape {tuple(shape)}. "
+                f"Received: shape={array.shape}"
+            )
+        out[key] = array
+    return out
+
+
+def check_string(name, value, what="a string"):
+    if not isinstance(value, str):
+        raise TypeError(
+            f"Argument `{name}` must be {what}. " + _received(name, value)
+        )
+    return value

@@ -144,12 +144,27 @@ class PathProfile:
     """
 
     def __init__(self, t, metrics, lengths, path, split="test"):
-        self.t = np.asarray(t, dtype="float64")
-        self.metrics = {k: np.asarray(v) for k, v in metrics.items()}
-        self.lengths = np.asarray(lengths, dtype="float64")
-        self.length = float(self.lengths.sum())
-        self.path = path
-        self.split = split
+        self.t = _validation.check_axis("t", t)
+        self.metrics = _validation.check_named_arrays(
+            "metrics", metrics, self.t.shape
+        )
+        lengths = _validation.number_array("lengths", lengths, "float64")
+        if lengths.shape != (self.t.size - 1,):
+            raise ValueError(
+                "Argument `lengths` must hold one length per segment, shape "
+                f"({self.t.size - 1},). Received: shape={lengths.shape}"
+            )
+        if not np.all(np.isfinite(lengths)) or np.any(lengths < 0):
+            raise ValueError(
+                "Argument `lengths` must hold finite lengths >= 0. "
+                f"Received: lengths={lengths.tolist()!r:.120}"
+            )
+        self.lengths = lengths
+        self.length = float(lengths.sum())
+        self.path = _validation.check_choice("path", path, ("curve", "line"))
+        self.split = _validation.check_string(
+            "split", split, "the name of the evaluation data"
+        )
 
     def _values(self, metric):
         if metric not in self.metrics:

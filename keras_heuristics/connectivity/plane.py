@@ -137,16 +137,35 @@ class PlaneResult:
     def __init__(
         self, x, y, metrics, points, curve, projected, dx, dy, ortho, split
     ):
-        self.x = np.asarray(x)
-        self.y = np.asarray(y)
-        self.metrics = metrics
-        self.points = points
+        self.x = _validation.check_axis("x", x)
+        self.y = _validation.check_axis("y", y)
+        self.metrics = _validation.check_named_arrays(
+            "metrics", metrics, (self.y.size, self.x.size)
+        )
+        self.points = _check_points(points)
+        if curve is not None:
+            curve = _validation.number_array("curve", curve, "float64")
+            if curve.ndim != 2 or curve.shape[1] != 2:
+                raise ValueError(
+                    "Argument `curve` must be None or a (P, 2) array of "
+                    f"plane coordinates. Received: shape={curve.shape}"
+                )
         self.curve = curve
-        self.projected = projected
-        self.dx = dx
-        self.dy = dy
-        self.orthogonality = ortho
-        self.split = split
+        if not isinstance(projected, (list, tuple)) or not all(
+            isinstance(p, dict) and {"name", "xy", "distance"} <= set(p)
+            for p in projected
+        ):
+            raise TypeError(
+                "Argument `projected` must be a list of dicts with the keys "
+                f"'name', 'xy' and 'distance'. Received: {projected!r:.200}"
+            )
+        self.projected = list(projected)
+        self.dx = _validation.check_positive("dx", dx)
+        self.dy = _validation.check_positive("dy", dy)
+        self.orthogonality = _validation.check_number("ortho", ortho)
+        self.split = _validation.check_string(
+            "split", split, "the name of the evaluation data"
+        )
 
     def __repr__(self):
         return (
@@ -154,6 +173,25 @@ class PlaneResult:
             f"metrics={list(self.metrics)}, points={list(self.points)}, "
             f"projected={len(self.projected)})"
         )
+
+
+def _check_points(points):
+    """A dict name -> (x, y) of finite plane coordinates."""
+    if not isinstance(points, dict):
+        raise TypeError(
+            "Argument `points` must be a dict name -> (x, y). "
+            f"Received: {points!r:.200}"
+        )
+    out = {}
+    for name, xy in points.items():
+        xy = _validation.number_array(f"points[{name!r}]", xy, "float64")
+        if xy.shape != (2,) or not np.all(np.isfinite(xy)):
+            raise ValueError(
+                f"Argument `points[{name!r}]` must be two finite plane "
+                f"coordinates (x, y). Received: {xy.tolist()!r:.80}"
+            )
+        out[name] = tuple(float(v) for v in xy)
+    return out
 
 
 def _margins(margin):

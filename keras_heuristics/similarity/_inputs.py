@@ -45,7 +45,7 @@ SCALE_EXPONENT = 32
 
 
 def scale_factor(peak):
-    """The power of two `scale_guard` multiplies a matrix by, from its
+    """The power of two the scale guard multiplies a matrix by, from its
     largest magnitude `peak` (1.0 inside the range, and for zeros)."""
     if peak == 0.0 or 2.0**-SCALE_EXPONENT <= peak <= 2.0**SCALE_EXPONENT:
         return 1.0

@@ -183,3 +183,68 @@ def test_summaries_refuse_bad_input_before_writing(tmp_path):
     )
     events.Reload()
     assert events.Scalars("line/barrier/loss")[0].value == np.inf
+
+
+_PROFILE = dict(
+    t=[0.0, 0.5, 1.0], metrics={"loss": [0.1, 0.4, 0.2]}, lengths=[1.0, 1.0]
+)
+
+
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        (dict(t=[0.0, 1.0, 0.5]), ValueError, "increasing"),
+        (dict(t=[0.0, np.nan, 1.0]), ValueError, "finite"),
+        (dict(t=[[0.0, 0.5, 1.0]]), ValueError, "1-D"),
+        (dict(t="0 1"), TypeError, "`t`"),
+        (dict(metrics={"loss": [0.1, 0.2]}), ValueError, "shape"),
+        (dict(metrics={}), TypeError, "non-empty dict"),
+        (dict(metrics={"loss": ["a", "b", "c"]}), TypeError, "real"),
+        (dict(lengths=[1.0]), ValueError, "one length per segment"),
+        (dict(lengths=[1.0, -1.0]), ValueError, ">= 0"),
+        (dict(path="plane"), ValueError, "`path`"),
+        (dict(split=3), TypeError, "`split`"),
+    ],
+)
+def test_path_profile_checks_its_arguments(change, error, match):
+    args = dict(_PROFILE, path="line")
+    args.update(change)
+    with pytest.raises(error, match=match):
+        PathProfile(**args)
+
+
+def _plane_args(**change):
+    args = dict(
+        x=[0.0, 1.0, 2.0],
+        y=[0.0, 1.0],
+        metrics={"loss": np.ones((2, 3))},
+        points={"start": (0.0, 0.0), "end": (1.0, 0.0)},
+        curve=None,
+        projected=[],
+        dx=1.0,
+        dy=1.0,
+        ortho=0.0,
+        split="test",
+    )
+    args.update(change)
+    return args
+
+
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        (dict(metrics={"loss": np.ones((3, 2))}), ValueError, r"\(2, 3\)"),
+        (dict(x=[1.0, 0.0, 2.0]), ValueError, "increasing"),
+        (dict(points={"start": (0.0,)}), ValueError, "two finite"),
+        (dict(points=[(0.0, 0.0)]), TypeError, "`points`"),
+        (dict(curve=np.zeros((4, 3))), ValueError, r"\(P, 2\)"),
+        (dict(projected=[{"name": "a"}]), TypeError, "`projected`"),
+        (dict(dx=0.0), ValueError, "`dx`"),
+        (dict(dy=float("inf")), ValueError, "`dy`"),
+        (dict(split=None), TypeError, "`split`"),
+    ],
+)
+def test_plane_result_checks_its_arguments(change, error, match):
+    with pytest.raises(error, match=match):
+        PlaneResult(**_plane_args(**change))
+    PlaneResult(**_plane_args())  # the unchanged arguments are valid
