@@ -131,3 +131,22 @@ def test_non_finite_values_anywhere_are_refused(bad, where):
             fn(x, y)
     with pytest.raises(ValueError, match=r"`acts_a\[1\]` holds NaN"):
         pairwise_matrix([y, x])
+
+
+def test_peaks_of_finite_values_whose_column_sums_overflow():
+    # JAX's check reads the sum of the column sums for NaN and inf, which
+    # also overflows for 300 positive values of 1e37: then, and only then,
+    # NaN is looked for separately.
+    from keras_heuristics import _backend
+
+    x, y = _centred_pair()
+    big = _scaled(np.abs(x), 1e37)
+    assert np.isinf(big.sum(axis=0, dtype=np.float32)).any()
+    peak = _backend.peaks([keras.ops.convert_to_tensor(big)])[0]
+    assert peak == float(np.abs(big).max())
+    want = _data.exact_svcca(np.abs(x), y, 0.99)
+    assert abs(float(svcca(big, y)) - want) < 1e-4
+    big[7, 3] = np.nan
+    assert np.isnan(_backend.peaks([keras.ops.convert_to_tensor(big)])[0])
+    with pytest.raises(ValueError, match="`x` holds NaN"):
+        svcca(big, y)
