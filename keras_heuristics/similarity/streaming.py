@@ -61,11 +61,22 @@ class StreamingCKA:
         self._shift = None
         self._unit = None
         self._widths = None
+        self._factors = None
 
     def update(self, x, y):
         """Adds one batch: `x` (m, d1) and `y` (m, d2), the same examples."""
         minimum = 4 if self.estimator == "minibatch" else 1
-        x, y = _inputs.check_pair(x, y, min_examples=minimum)
+        if self._factors is None:
+            # the scale guard's powers of two, fixed by the first batch
+            # for the whole stream (exact, and CKA does not change with
+            # them): float32 Grams of activations past 1e17 or below 1e-19
+            # would overflow or underflow
+            x, y, fx, fy = _inputs.scaled_pair(x, y, min_examples=minimum)
+            factors = (fx, fy)
+        else:
+            factors = self._factors
+            x, y = _inputs.check_pair(x, y, min_examples=minimum)
+            x, y = _inputs.scaled(x, factors[0]), _inputs.scaled(y, factors[1])
         widths = (int(x.shape[1]), int(y.shape[1]))
         if self._widths is None:
             self._widths = widths
@@ -117,6 +128,7 @@ class StreamingCKA:
                 _hsic_u(gxx, None, rx, rx, sx, sx, m),
                 _hsic_u(gyy, None, ry, ry, sy, sy, m),
             ]
+        self._factors = factors
         if self._sums is None:
             self._sums = stats
         else:

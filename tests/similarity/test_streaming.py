@@ -76,13 +76,14 @@ def test_a_change_of_width_is_rejected_and_leaves_the_sums(estimator, rng):
 
 
 @pytest.mark.parametrize("estimator", ["minibatch", "exact"])
-@pytest.mark.parametrize("scale", [1e-12, 1e8, 1e15])
+@pytest.mark.parametrize("scale", [1e-30, 1e-12, 1e8, 1e15, 1e20, 1e30])
 def test_large_and_small_activations_keep_the_scale_free_value(
     estimator, scale, rng
 ):
     # Squared Gram entries grow as the fourth power of the activations: in
     # float32 the exact estimator gave 0 from about 1e8, the minibatch one
-    # at 1e15. The reference is the same stream at unit scale.
+    # at 1e15, and both past 1e17 (the Gram products themselves) until the
+    # scale guard. The reference is the same stream at unit scale.
     x = rng.normal(size=(400, 6)).astype("float32")
     y = (x @ rng.normal(size=(6, 5)) + rng.normal(size=(400, 5))).astype(
         "float32"
