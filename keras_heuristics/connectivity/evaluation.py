@@ -112,23 +112,30 @@ def arc_length_mean(values, lengths):
             not finite.
     """
     v = _profile_values("values", values, finite=False)
+    dl = _segment_lengths(lengths, v.size)
+    total = dl.sum()
+    if total == 0:
+        return float(v.mean())
+    return float(np.sum(0.5 * (v[1:] + v[:-1]) * dl) / total)
+
+
+def _segment_lengths(lengths, points):
+    """The lengths of the `points - 1` segments between `points` positions:
+    a float64 array of finite values >= 0."""
     dl = _validation.number_array(
         "lengths", lengths, "float64", "a 1-D sequence of numbers"
     )
-    if dl.shape != (v.size - 1,):
+    if dl.shape != (points - 1,):
         raise ValueError(
             "Argument `lengths` must have one entry per segment "
-            f"({v.size - 1}). Received: shape={dl.shape}"
+            f"({points - 1}). Received: shape={dl.shape}"
         )
     if not np.all(np.isfinite(dl)) or np.any(dl < 0):
         raise ValueError(
             "Argument `lengths` must hold finite values >= 0. "
             f"Received: lengths={dl.tolist()!r:.200}"
         )
-    total = dl.sum()
-    if total == 0:
-        return float(v.mean())
-    return float(np.sum(0.5 * (v[1:] + v[:-1]) * dl) / total)
+    return dl
 
 
 class PathProfile:
@@ -148,17 +155,7 @@ class PathProfile:
         self.metrics = _validation.check_named_arrays(
             "metrics", metrics, self.t.shape
         )
-        lengths = _validation.number_array("lengths", lengths, "float64")
-        if lengths.shape != (self.t.size - 1,):
-            raise ValueError(
-                "Argument `lengths` must hold one length per segment, shape "
-                f"({self.t.size - 1},). Received: shape={lengths.shape}"
-            )
-        if not np.all(np.isfinite(lengths)) or np.any(lengths < 0):
-            raise ValueError(
-                "Argument `lengths` must hold finite lengths >= 0. "
-                f"Received: lengths={lengths.tolist()!r:.120}"
-            )
+        lengths = _segment_lengths(lengths, self.t.size)
         self.lengths = lengths
         self.length = float(lengths.sum())
         self.path = _validation.check_choice("path", path, ("curve", "line"))

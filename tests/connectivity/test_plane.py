@@ -200,7 +200,7 @@ _PROFILE = dict(
         (dict(metrics={"loss": [0.1, 0.2]}), ValueError, "shape"),
         (dict(metrics={}), TypeError, "non-empty dict"),
         (dict(metrics={"loss": ["a", "b", "c"]}), TypeError, "real"),
-        (dict(lengths=[1.0]), ValueError, "one length per segment"),
+        (dict(lengths=[1.0]), ValueError, "one entry per segment"),
         (dict(lengths=[1.0, -1.0]), ValueError, ">= 0"),
         (dict(path="plane"), ValueError, "`path`"),
         (dict(split=3), TypeError, "`split`"),
