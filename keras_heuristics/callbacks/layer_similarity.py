@@ -74,6 +74,12 @@ class LayerSimilarity(keras.callbacks.Callback):
     - `log_dir/<name>.npz` and `log_dir/<name>.json`: the values, layer
       names, evaluation steps, metric and reference, for your own plots.
 
+    A layer whose activations (or whose reference's) hold NaN or inf, as
+    in a diverging run, gets NaN for that point (null in the JSON file,
+    grey in the heatmap, n/a in the plugin) and training goes on; finite
+    activations of any scale are measured exactly (see the
+    `keras_heuristics.similarity` module).
+
     Subclassed models cannot be tapped: build them functionally, or pass
     `activations_fn(x_batch) -> {name: activations}` (see
     `keras_heuristics.similarity.ActivationCapture`).

@@ -3,6 +3,14 @@
 Metrics take activation matrices of shape `(num_examples, num_features)`
 and return backend tensors; `similarity_matrix` compares the layers of two
 models and returns a NumPy array.
+
+Activations holding NaN or inf are refused with a `ValueError` naming the
+argument. Finite ones are measured exactly at any scale: a matrix whose
+largest magnitude lies outside [2**-32, 2**32] is first multiplied by the
+power of two that brings it near 1 (exact in floating point, and every
+metric is invariant to it; a fixed RBF bandwidth is scaled with it), where
+float32 Gram products would otherwise overflow past about 1e17 or underflow
+below about 1e-19.
 """
 
 from keras_heuristics.similarity.canonical import cca
