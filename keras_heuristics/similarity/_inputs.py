@@ -15,6 +15,12 @@ from keras_heuristics import _backend
 
 # Tolerances shared by the CCA family (see `canonical`'s module docstring).
 RANK_TOL = 1e-5
+# A neuron is constant when its centred norm is below CONSTANT_TOL of its
+# uncentred norm: what is left after centring a constant column in float32
+# is rounding noise (about 1e-7 of it), which the metrics would otherwise
+# correlate with itself (SVCCA and linear CKA gave 1 for a dead layer
+# against itself).
+CONSTANT_TOL = 1e-5
 # Cholesky pivot ratio (max L_ii / min L_ii)² that stands in for the
 # condition number of a correlation matrix: on the measured activations the
 # ratio underestimates it by a factor 10 to 150.
@@ -159,6 +165,24 @@ def scaled_pair(x, y, min_examples=2, rescale=True):
         )
     (x, y), (fx, fy) = finite_and_scaled(["x", "y"], [x, y], rescale)
     return x, y, fx, fy
+
+
+def live_mask(centred_sq, means, n):
+    """1.0 for the neurons that are not constant, 0.0 for the others, in
+    the dtype of `centred_sq` (their centred sums of squares, e.g. a Gram's
+    diagonal) from their `means` over `n` examples (`CONSTANT_TOL`)."""
+    means = ops.cast(means, centred_sq.dtype)
+    raw = centred_sq + float(n) * ops.square(means)
+    return ops.cast(centred_sq > (CONSTANT_TOL**2) * raw, centred_sq.dtype)
+
+
+def centre_live(x):
+    """`centre(x)` with the columns of constant neurons set to exactly 0
+    (`live_mask`; one more pass over `x`)."""
+    means = ops.mean(x, axis=0)
+    xc = x - means[None, :]
+    mask = live_mask(ops.sum(ops.square(xc), axis=0), means, ops.shape(x)[0])
+    return xc * mask[None, :]
 
 
 def centre(x):

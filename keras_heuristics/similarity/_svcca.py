@@ -52,8 +52,8 @@ def reduce(x, fraction, count):
     Returns `(q, k, ok)`: `q` float32 `(n, d)`, `k` an int32 scalar (0 for
     a constant `x`), `ok` a boolean scalar.
     """
-    xc = _inputs.centre(x)
-    lam, v = ops.eigh(_inputs.gram(xc))
+    xc, gram = live_gram(x)
+    lam, v = ops.eigh(gram)
     lam = ops.flip(ops.maximum(lam, 0.0), axis=0)
     v = ops.flip(v, axis=1)
     total = ops.sum(lam)
@@ -64,6 +64,19 @@ def reduce(x, fraction, count):
     k = ops.minimum(ops.minimum(k, count), rank)
     q, ok = whiten_directions(xc, v, k)
     return q, k, ok
+
+
+def live_gram(x):
+    """Centred `x` and its Gram `X̄ᵀX̄` in the wide float with the rows and
+    columns of constant neurons zeroed (`_inputs.live_mask`): their
+    eigenvalues are then exactly 0, so they are never kept, and the kept
+    eigenvectors have no component on them (a constant representation
+    keeps nothing and gives 0)."""
+    means = ops.mean(x, axis=0)
+    xc = x - means[None, :]
+    gram = _inputs.gram(xc)
+    mask = _inputs.live_mask(ops.diagonal(gram), means, ops.shape(x)[0])
+    return xc, gram * mask[:, None] * mask[None, :]
 
 
 def whiten_directions(xc, v, k):

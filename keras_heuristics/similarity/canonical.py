@@ -90,7 +90,7 @@ PIVOT_MAX_RATIO = _inputs.PIVOT_MAX_RATIO
 # 1.1e4 (an estimate just under the former limit 1e4); below 2e3 the worst
 # of 4,500 cases of the invariance test's data was 6e-5.
 COV_ROUTE_MAX_CONDITION = 2e3
-CONSTANT_TOL = 1e-5
+CONSTANT_TOL = _inputs.CONSTANT_TOL
 RANK_TOL = _inputs.RANK_TOL
 _METHODS = ("auto", "cov", "qr")
 
@@ -400,16 +400,17 @@ def _check_keep(keep):
     return keep
 
 
-def _top_directions(xc, keep):
-    """Top eigenpairs of the Gram of centred `xc` that SVCCA keeps.
+def _top_directions(gram, keep):
+    """Top eigenpairs that SVCCA keeps of `gram`, the Gram of the centred
+    activations with constant neurons masked (`_svcca.live_gram`).
 
     Returns `(lam, v, k, condition)`: the eigenvalues (descending, wide
     float) and eigenvectors of `X̄ᵀX̄`, the kept count `k` (see
     `reduce_directions`) and `λ_1 / λ_k`, the condition number of the
-    reduced data; `None` for a constant `xc`. Only the `d` eigenvalues
-    are copied to the host, to choose `k`.
+    reduced data; `None` for a constant representation. Only the `d`
+    eigenvalues are copied to the host, to choose `k`.
     """
-    lam, v = ops.eigh(_inputs.gram(xc))
+    lam, v = ops.eigh(gram)
     lam = ops.flip(ops.maximum(lam, 0.0), axis=0)
     v = ops.flip(v, axis=1)
     spectrum = np.asarray(ops.convert_to_numpy(lam), dtype=np.float64)
@@ -437,8 +438,8 @@ def reduce_directions(x, keep=0.99):
     route (its width depends on the data); `reduced_bases` is the
     fixed-width one.
     """
-    xc = _inputs.centre(x)
-    top = _top_directions(xc, keep)
+    xc, gram = _svcca.live_gram(x)
+    top = _top_directions(gram, keep)
     if top is None:
         return None
     _, v, k, _ = top
@@ -476,8 +477,9 @@ def _svcca_pair(x, y, keep):
     new pair of counts.
     """
     fixed_width = keras.backend.backend() == "jax"
-    centred = [_inputs.centre(x), _inputs.centre(y)]
-    tops = [_top_directions(t, keep) for t in centred]
+    live = [_svcca.live_gram(x), _svcca.live_gram(y)]
+    centred = [xc for xc, _ in live]
+    tops = [_top_directions(gram, keep) for _, gram in live]
     if tops[0] is None or tops[1] is None:
         return ops.convert_to_tensor(0.0, dtype="float32")
     if max(top[3] for top in tops) > GRAM_MAX_CONDITION:

@@ -80,10 +80,13 @@ class FeatureStats:
     def __init__(self, x, means=None, unit=False):
         self.n = int(x.shape[0])
         if means is None:
-            centred = _inputs.centre(x)
-        else:
-            centred = x - means[None, :]
+            means = ops.mean(x, axis=0)
+        centred = x - means[None, :]
         g = _inputs.gram(centred)
+        # constant neurons (centring noise) count for nothing: masked in
+        # every statistic rather than zeroed in `centred` (no pass over x)
+        self.mask = _inputs.live_mask(ops.diagonal(g), means, self.n)
+        g = g * self.mask[:, None] * self.mask[None, :]
         scale = _safe_scale(ops.trace(g))
         self.self_dot = ops.sum(ops.square(g / scale))
         if unit:
@@ -96,8 +99,9 @@ class FeatureStats:
     @functools.cached_property
     def row_sq(self):
         # only the debiased estimator needs these (one more pass over x)
+        live = ops.cast(self.mask, "float32")[None, :]
         rows = ops.cast(
-            ops.sum(ops.square(self.centred), axis=1), _inputs.wide()
+            ops.sum(ops.square(self.centred) * live, axis=1), _inputs.wide()
         )
         return rows if self.scale is None else rows / self.scale
 
@@ -108,6 +112,7 @@ class FeatureStats:
 
 def linear_cka_from_stats(a, b, debiased=False):
     cross = _inputs.gram(a.centred, b.centred)
+    cross = cross * a.mask[:, None] * b.mask[None, :]
     for side in (a, b):
         if side.norm is not None:
             cross = cross / side.norm
@@ -144,7 +149,7 @@ def cka_from_grams(kc, lc):
 def linear_gram(x):
     """The centred linear Gram `X̄X̄ᵀ` in the wide float, divided by its
     trace (CKA is scale-free; see `FeatureStats`)."""
-    xc = _inputs.centre(x)
+    xc = _inputs.centre_live(x)
     k = ops.cast(ops.matmul(xc, ops.transpose(xc)), _inputs.wide())
     return k / _safe_scale(ops.trace(k))
 

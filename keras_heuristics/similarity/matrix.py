@@ -148,7 +148,7 @@ def _unit_centred(x):
     """The centred activations divided by their Frobenius norm: CKA is
     scale-free, and the squared tile products grow as the fourth power of
     the activations (see `kernel_alignment.FeatureStats`)."""
-    xc = _inputs.centre(x)
+    xc = _inputs.centre_live(x)
     return xc / ops.sqrt(cka_lib._safe_scale(ops.sum(ops.square(xc))))
 
 

@@ -106,7 +106,9 @@ class StreamingCKA:
                 _inputs.gram(x, y),
             ]
         else:
-            xc, yc = _inputs.centre(x), _inputs.centre(y)
+            # constant neurons zeroed: the rounding noise of their centring
+            # would correlate with itself
+            xc, yc = _inputs.centre_live(x), _inputs.centre_live(y)
             if self._unit is None:
                 # one scale per side for every batch (CKA does not change
                 # with it): the RMS of the first batch, so that the squared
