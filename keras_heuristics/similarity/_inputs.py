@@ -89,16 +89,15 @@ def finite_and_scaled(names, xs, rescale=True):
     return [scaled(x, f) for x, f in zip(xs, factors)], factors
 
 
-def as_matrix(name, x, min_examples=2, check_finite=True):
+def as_matrix(name, x, min_examples=2):
     """Converts `x` to a float32 tensor of shape (n, d) and checks it.
 
-    With `check_finite=False` the caller checks finiteness itself (see
-    `finite_and_scaled`, which checks several matrices in one host copy).
+    Finiteness is the caller's to check, with `finite_and_scaled` (several
+    matrices in one host copy).
 
     Raises:
         TypeError: if `x` is not array-like.
-        ValueError: if `x` is not 2-D, has too few rows, no features, or
-            holds NaN or infinite values.
+        ValueError: if `x` is not 2-D, has too few rows or no features.
     """
     if x is None or isinstance(x, (str, bytes, dict)):
         raise TypeError(
@@ -140,8 +139,6 @@ def as_matrix(name, x, min_examples=2, check_finite=True):
         x = ops.cast(x, "float32")
     elif keras.backend.standardize_dtype(x.dtype) != "float32":
         x = ops.cast(x, "float32")
-    if check_finite:
-        x = finite_and_scaled([name], [x], rescale=False)[0][0]
     return x
 
 
@@ -155,8 +152,8 @@ def check_pair(x, y, min_examples=2, rescale=False):
 
 def scaled_pair(x, y, min_examples=2, rescale=True):
     """`check_pair` that also returns the two scale factors."""
-    x = as_matrix("x", x, min_examples, check_finite=False)
-    y = as_matrix("y", y, min_examples, check_finite=False)
+    x = as_matrix("x", x, min_examples)
+    y = as_matrix("y", y, min_examples)
     if x.shape[0] != y.shape[0]:
         raise ValueError(
             "Arguments `x` and `y` must hold the same examples (same number "
@@ -172,7 +169,7 @@ def live_mask(centred_sq, means, n):
     the dtype of `centred_sq` (their centred sums of squares, e.g. a Gram's
     diagonal) from their `means` over `n` examples (`CONSTANT_TOL`)."""
     means = ops.cast(means, centred_sq.dtype)
-    raw = centred_sq + float(n) * ops.square(means)
+    raw = centred_sq + ops.cast(n, centred_sq.dtype) * ops.square(means)
     return ops.cast(centred_sq > (CONSTANT_TOL**2) * raw, centred_sq.dtype)
 
 

@@ -165,9 +165,7 @@ def _kept_neurons(g, means, n):
     """Indices of neurons that are not constant, judged in float32: the
     centred norm is below `CONSTANT_TOL` of the uncentred one (float32
     noise), read off the Gram diagonal and the means."""
-    centred = ops.diagonal(g)
-    raw = centred + n * ops.square(means)
-    return _inputs.to_numpy_indices(centred > (CONSTANT_TOL**2) * raw)
+    return _inputs.to_numpy_indices(used_columns(g, means, n))
 
 
 def _cholesky(corr):
@@ -647,11 +645,9 @@ def live_columns(x):
 
 
 def used_columns(g, means, n):
-    """The neurons that are not constant (as `_kept_neurons` judges them),
+    """The neurons that are not constant (`_inputs.live_mask`),
     from the Gram of the centred data, the means and the example count."""
-    centred = ops.diagonal(g)
-    raw = centred + ops.cast(n, "float32") * ops.square(means)
-    return centred > (CONSTANT_TOL**2) * raw
+    return _inputs.live_mask(ops.diagonal(g), means, n) > 0
 
 
 def masked_cholesky(g, mask):

@@ -72,9 +72,9 @@ class FeatureStats:
     activations of about 1e7 (n=10,000, d=512), giving 0 or NaN instead of
     the scale-free value. The Gram product itself would overflow at about
     1e17; the public functions rescale such inputs first
-    (`_inputs.finite_and_scaled`). With `unit=True` (a matrix, where one representation meets many)
-    the centred activations themselves are divided by `‖X̄‖_F` once, so
-    that no cell pays for the scaling.
+    (`_inputs.finite_and_scaled`). With `unit=True` (a matrix, where one
+    representation meets many) the centred activations themselves are
+    divided by `‖X̄‖_F` once, so that no cell pays for the scaling.
     """
 
     def __init__(self, x, means=None, unit=False):

@@ -493,10 +493,7 @@ def _check_acts(name, acts, metric):
             f"matrices. Received: {type(acts).__name__}"
         )
     names = [f"{name}[{i}]" for i in range(len(acts))]
-    acts = [
-        _inputs.as_matrix(label, a, check_finite=False)
-        for label, a in zip(names, acts)
-    ]
+    acts = [_inputs.as_matrix(label, a) for label, a in zip(names, acts)]
     n = int(acts[0].shape[0])
     for i, a in enumerate(acts):
         if int(a.shape[0]) != n:

@@ -113,3 +113,12 @@ def exact_pwcca(x, y):
     p, _ = np.linalg.qr(xc @ u[:, :k] + mx[None, :k])
     alpha = np.abs(p.T @ x).sum(axis=1)
     return float(np.sum(alpha * np.clip(rho[:k], 0, 1)) / np.sum(alpha))
+
+
+def exact_linear_cka(x, y):
+    """Linear CKA in float64 (NumPy), Kornblith et al.'s feature-space
+    formula."""
+    x = x.astype(np.float64) - x.mean(0, dtype=np.float64)
+    y = y.astype(np.float64) - y.mean(0, dtype=np.float64)
+    cross = np.sum((x.T @ y) ** 2)
+    return cross / np.sqrt(np.sum((x.T @ x) ** 2) * np.sum((y.T @ y) ** 2))

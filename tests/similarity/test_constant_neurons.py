@@ -32,13 +32,6 @@ def _dead(n, d, seed=0):
     return np.tile(values, (n, 1)).astype("float32")
 
 
-def _np_linear_cka(x, y):
-    x = x.astype(np.float64) - x.mean(0, dtype=np.float64)
-    y = y.astype(np.float64) - y.mean(0, dtype=np.float64)
-    cross = np.sum((x.T @ y) ** 2)
-    return cross / np.sqrt(np.sum((x.T @ x) ** 2) * np.sum((y.T @ y) ** 2))
-
-
 def _mean_or_zero(rho):
     rho = keras.ops.convert_to_numpy(rho)
     return float(rho.mean()) if rho.size else 0.0
@@ -75,7 +68,7 @@ def test_dead_units_beside_live_ones_change_nothing(wide):
     if wide:
         x = np.concatenate([x] * 8, axis=1)  # 96 neurons > 60 examples
     padded = np.concatenate([x, _dead(n, 30)], axis=1)
-    want = _np_linear_cka(x, y)
+    want = _data.exact_linear_cka(x, y)
     assert abs(float(linear_cka(padded, y)) - want) < 1e-5
     m = pairwise_matrix([padded, y], metric="linear_cka")
     assert abs(m[0, 1] - want) < 1e-5

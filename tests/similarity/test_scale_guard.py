@@ -30,13 +30,6 @@ def _centred_pair():
     return x - x.mean(0), y - y.mean(0)
 
 
-def _np_linear_cka(x, y):
-    x = x.astype(np.float64) - x.mean(0, dtype=np.float64)
-    y = y.astype(np.float64) - y.mean(0, dtype=np.float64)
-    cross = np.sum((x.T @ y) ** 2)
-    return cross / np.sqrt(np.sum((x.T @ x) ** 2) * np.sum((y.T @ y) ** 2))
-
-
 def _np_rbf_cka(x, y, sigma=None):
     def centred_kernel(a):
         a = a.astype(np.float64)
@@ -55,7 +48,7 @@ def _references(x, y):
         "cca": float(_data.exact_cca(x, y).mean()),
         "svcca": _data.exact_svcca(x, y, 0.99),
         "pwcca": _data.exact_pwcca(x, y),
-        "linear_cka": _np_linear_cka(x, y),
+        "linear_cka": _data.exact_linear_cka(x, y),
         "rbf_cka": _np_rbf_cka(x, y),
     }
 
