@@ -121,7 +121,8 @@ def run(
 
     Returns:
         A dict with the test accuracies, the three matrices (averaged over
-        seeds), the layer names and the diagonal gain per layer.
+        seeds), the layer names, the diagonal gain per layer and the same
+        gain for each seed (`seed_gains`, seeds x layers).
     """
     epochs = epochs or (15 if quick else 30)
     seeds = seeds or (1 if quick else 3)
@@ -193,9 +194,14 @@ def run(
             )
             matrices[key].append(matrix)
             accuracies[key].append(_accuracy(student, x_test, y_test))
+        seed_gain = np.diag(matrices["distilled"][-1]) - np.diag(
+            matrices["independent"][-1]
+        )
         print(
             f"seed {seed}: distilled {accuracies['distilled'][-1]:.4f}, "
-            f"independent {accuracies['independent'][-1]:.4f}"
+            f"independent {accuracies['independent'][-1]:.4f}; diagonal "
+            f"{metric} gain "
+            + " ".join(f"{r} {g:+.4f}" for r, g in zip(rows, seed_gain))
         )
 
     distilled_m = np.mean(matrices["distilled"], axis=0)
@@ -247,6 +253,12 @@ def run(
         difference=difference,
         layers=rows,
         diagonal_gain=gain,
+        seed_gains=np.array(
+            [
+                np.diag(d) - np.diag(i)
+                for d, i in zip(matrices["distilled"], matrices["independent"])
+            ]
+        ),
     )
     return result
 

@@ -34,7 +34,10 @@ def _check_model(argument, model):
         )
     if not model.trainable_variables:
         raise ValueError(
-            f"Argument `{argument}` has no trainable variables: {model.name!r}."
+            f"Argument `{argument}` has no trainable variables: "
+            f"{model.name!r}. A frozen model (`trainable=False`, as a "
+            "Distiller leaves its teacher) must be unfrozen first: the "
+            "curve is learned over its trainable weights."
         )
     return model
 

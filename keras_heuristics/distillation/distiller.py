@@ -450,10 +450,11 @@ class Distiller(keras.Model):
     def get_config(self):
         config = super().get_config()
         teacher = keras.saving.serialize_keras_object(self.teacher)
-        # The teacher's own training setup (say the optimizer it was trained
-        # with) is left out: its state could not load onto the frozen copy,
-        # which has no trainable weights for it, and the distiller never
-        # trains the teacher.
+        # The teacher's own compile configuration (say the optimizer it was
+        # trained with) is left out: its state could not load onto the
+        # frozen copy, which has no trainable weights for it, and the
+        # distiller never trains the teacher. Keras still writes that
+        # optimizer's variables with the teacher's; loading skips them.
         teacher.pop("compile_config", None)
         config.update(
             teacher=teacher,

@@ -12,6 +12,7 @@ from tensorboard.backend.event_processing import plugin_event_multiplexer
 from tensorboard.data import provider as provider_lib
 
 from keras_heuristics.callbacks.layer_similarity import LayerSimilarity
+from keras_heuristics.distillation import Distiller
 from keras_heuristics.similarity.canonical import svcca
 from keras_heuristics.similarity.kernel_alignment import linear_cka
 from tests.similarity import _data
@@ -203,6 +204,34 @@ def _live(a):
     """The non-constant columns of `a`, as a NumPy array."""
     a = np.asarray(a)
     return a[:, np.ptp(a, axis=0) > 0]
+
+
+def test_distiller_fit_measures_the_student_against_the_teacher(
+    tmp_path, digits
+):
+    # on a Distiller the student's layers are tapped; each cell against
+    # float64 linear CKA of the student's and the teacher's activations
+    (x, y), (x_test, _) = digits
+    probe = x_test[:150]
+    teacher, student = _model(), _model()
+    distiller = Distiller(teacher, student)
+    distiller.compile(
+        "sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    cb = LayerSimilarity(
+        probe, metric="linear_cka", reference=teacher, log_dir=tmp_path
+    )
+    distiller.fit(x[:128], y[:128], epochs=2, verbose=0, callbacks=[cb])
+    names = ["d1", "d2", "out"]
+    assert cb.layer_names == names and cb.reference_names == names
+    assert len(cb.values) == 2
+    for i, a in enumerate(names):
+        for j, b in enumerate(names):
+            want = _data.exact_linear_cka(
+                keras.ops.convert_to_numpy(_acts(student, a, probe)),
+                keras.ops.convert_to_numpy(_acts(teacher, b, probe)),
+            )
+            assert abs(cb.values[-1][i, j] - want) < 1e-5, (a, b)
 
 
 def test_cca_against_a_float64_reference(tmp_path, digits):

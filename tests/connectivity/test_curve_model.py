@@ -75,6 +75,10 @@ def test_argument_errors():
     unbuilt = keras.Sequential([keras.layers.Dense(3)])
     with pytest.raises(ValueError, match="built"):
         CurveModel(a, unbuilt)
+    frozen = _models.softmax_regression(3)
+    frozen.trainable = False
+    with pytest.raises(ValueError, match="`end` has no trainable.*unfrozen"):
+        CurveModel(a, frozen)
     with pytest.raises(ValueError, match="curve"):
         CurveModel(a, b, curve="spline")
     with pytest.raises(ValueError, match="num_bends"):

@@ -88,6 +88,12 @@ def test_distillation_step(tmp_path):
         result["distilled"] - result["independent"],
         atol=1e-6,
     )
+    # the per-seed gains average to the diagonal of the averaged difference
+    np.testing.assert_allclose(
+        result["seed_gains"].mean(axis=0),
+        np.diag(result["difference"]),
+        atol=1e-6,
+    )
     # one test accuracy per seed
     assert min(result["distilled_accuracy"]) > 0.5
     assert min(result["independent_accuracy"]) > 0.5
