@@ -1,26 +1,46 @@
 """Finding a model's layers from what the user names."""
 
 
+def trained_network(model):
+    """The network whose layers a callback names: a `Distiller`'s student
+    (its teacher is frozen and never trained), any other model itself."""
+    from keras_heuristics.distillation import Distiller
+
+    return model.student if isinstance(model, Distiller) else model
+
+
 def resolve_layers(model, layers, argument="layers"):
     """The layer objects for `layers`: names or layers of `model`.
 
     Nested layers (inside a Sequential or functional sub-model) are found
-    too. An unknown name, or a layer object that is not one of the model's
+    too. An unknown name, a name that two nested layers share (pass the
+    layer object then), or a layer object that is not one of the model's
     (it would silently match no weight), raises a `ValueError` naming
     `argument`.
     """
     own = model._flatten_layers(include_self=False)
-    by_name = {layer.name: layer for layer in own}
+    by_name = {}
+    for layer in own:
+        by_name.setdefault(layer.name, []).append(layer)
     ids = {id(layer) for layer in own}
     resolved = []
     for layer in layers:
         if isinstance(layer, str):
-            if layer not in by_name:
+            matches = by_name.get(layer, [])
+            if not matches:
                 raise ValueError(
                     f"No layer named {layer!r} in the model. "
                     f"Received: {argument}={layers!r}"
                 )
-            layer = by_name[layer]
+            if len(matches) > 1:
+                paths = [getattr(m, "path", None) or m.name for m in matches]
+                raise ValueError(
+                    f"The name {layer!r} is shared by {len(matches)} nested "
+                    f"layers of model {model.name!r} ({', '.join(paths)}); "
+                    "pass the layer object instead. "
+                    f"Received: {argument}={layers!r}"
+                )
+            layer = matches[0]
         elif id(layer) not in ids:
             raise ValueError(
                 f"Argument `{argument}` holds layer {layer.name!r}, which is "

@@ -106,7 +106,9 @@ class FreezeLayers(keras.callbacks.Callback):
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
         variables = []
-        for layer in _layers.resolve_layers(model, self.layers):
+        for layer in _layers.resolve_layers(
+            _layers.trained_network(model), self.layers
+        ):
             variables.extend(layer.trainable_variables)
         known = {id(v) for v in optimizer._trainable_variables}
         held = []

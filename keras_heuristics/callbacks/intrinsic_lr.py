@@ -178,6 +178,7 @@ class IntrinsicLR(keras.callbacks.Callback):
         self._reference = {}
 
     def _resolve(self, model):
+        model = _layers.trained_network(model)
         if self.layers is None:
             layers = scale_invariant_layers(model)
         else:
@@ -208,7 +209,8 @@ class IntrinsicLR(keras.callbacks.Callback):
         if (self._step + 1) % self.every_n_steps == 0:
             _hvp.sync_state(self.model)
             self._previous = [
-                ops.copy(layer.kernel.value) for _, layer in self._targets
+                ops.copy(ops.stop_gradient(layer.kernel.value))
+                for _, layer in self._targets
             ]
 
     def on_train_batch_end(self, batch, logs=None):
@@ -227,7 +229,9 @@ class IntrinsicLR(keras.callbacks.Callback):
         rate = self._learning_rate(step - 1)
         results = {}
         for (name, layer), before in zip(self._targets, self._previous):
-            after = ops.convert_to_tensor(layer.kernel.value)
+            # stop_gradient here and in the copy: no autograd graph (nor its
+            # warning on every measurement) on PyTorch
+            after = ops.stop_gradient(layer.kernel.value)
             norm = float(ops.norm(ops.reshape(after, (-1,))))
             norm_before = float(ops.norm(ops.reshape(before, (-1,))))
             cosine = float(ops.sum(after * before)) / max(

@@ -8,20 +8,15 @@ import numpy as np
 from keras import ops
 
 from keras_heuristics import _backend
+from keras_heuristics import _layers
 from keras_heuristics import _validation
 from keras_heuristics.callbacks import _logging
-from keras_heuristics.distillation import Distiller
 from keras_heuristics.similarity import capture as capture_lib
 from keras_heuristics.similarity import heatmap
 from keras_heuristics.similarity import matrix as matrix_lib
 from keras_heuristics.tensorboard import schema
 
 _NAMED_REFERENCES = ("previous", "initial", "final")
-
-
-def _measured_model(model):
-    """The network whose layers are tapped: a Distiller's student."""
-    return model.student if isinstance(model, Distiller) else model
 
 
 def _check_reference(reference):
@@ -221,7 +216,7 @@ class LayerSimilarity(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._capture = capture_lib.ActivationCapture(
-            self.activations_fn or _measured_model(self.model),
+            self.activations_fn or _layers.trained_network(self.model),
             None if self.activations_fn else self.layers,
             self.spatial_mode,
             self.batch_size,

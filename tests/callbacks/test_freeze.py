@@ -134,3 +134,65 @@ def test_layer_of_another_model_is_refused_before_training(rng):
     callback = FreezeLayers([inner.layers[0]], steps=1)
     callback.set_model(outer)
     callback.on_train_begin()
+
+
+def test_a_name_two_nested_layers_share_is_refused():
+    def block():
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(4)])
+
+    a, b = block(), block()
+    a.layers[0].name = b.layers[0].name = "dense_shared"
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, b(a(inputs)))
+    model.compile(optimizer="sgd", loss="mse")
+    callback = FreezeLayers(["dense_shared"], steps=1)
+    callback.set_model(model)
+    with pytest.raises(ValueError, match="'dense_shared' is shared by 2"):
+        callback.on_train_begin()
+    # the layer object itself is unambiguous
+    callback = FreezeLayers([b.layers[0]], steps=1)
+    callback.set_model(model)
+    callback.on_train_begin()
+
+
+def test_in_a_distiller_the_students_layers_are_frozen(rng):
+    # teacher and student share layer names; the student's are meant. The
+    # reference: the same distillation with the student's layers frozen by
+    # Keras itself, as in the test above.
+    from keras_heuristics.distillation import Distiller
+
+    x, y = _data(rng)
+
+    def distiller(native):
+        teacher = _model(keras.optimizers.SGD(0.1), seed=3)
+        student = _model(keras.optimizers.SGD(0.1), seed=4)
+        if native:
+            student.get_layer("head").trainable = False
+        model = Distiller(teacher, student, alpha=0.5)
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        return model, student
+
+    model, student = distiller(native=False)
+    initial = {
+        name: [np.array(w) for w in student.get_layer(name).get_weights()]
+        for name in ("body", "deep", "head")
+    }
+    model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=1,
+        verbose=0,
+        shuffle=False,
+        callbacks=[FreezeLayers(["head"], steps=4)],
+    )
+    for a, b in zip(initial["head"], student.get_layer("head").get_weights()):
+        np.testing.assert_array_equal(a, b)
+    reference, ref_student = distiller(native=True)
+    reference.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    for name in ("body", "deep"):
+        got = student.get_layer(name).get_weights()
+        want = ref_student.get_layer(name).get_weights()
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(got[0], initial[name][0])
