@@ -191,12 +191,18 @@ def run(
                 {
                     "pair": [i, i + 1],
                     "loss_barrier": line.barrier("loss"),
+                    "interpolated_loss_barrier": line.interpolated_barrier(
+                        "loss"
+                    ),
+                    "mean_loss": line.weighted_mean("loss"),
                     "accuracy_barrier": line.barrier("accuracy"),
                     "distance": line.length,
                 }
             )
             print(
-                f"{name}: loss barrier {line.barrier('loss'):.3f}, "
+                f"{name}: loss barrier {line.barrier('loss'):.3f} "
+                f"(above the chord {line.interpolated_barrier('loss'):.3f}, "
+                f"mean {line.weighted_mean('loss'):.3f}), "
                 f"accuracy drop {line.barrier('accuracy'):.3f}, "
                 f"distance {line.length:.2f}"
             )
@@ -235,13 +241,22 @@ def run(
     results["curve"] = {
         "pair": [n - 2, n - 1],
         "loss_barrier": curve_profile.barrier("loss"),
+        "interpolated_loss_barrier": curve_profile.interpolated_barrier("loss"),
+        "mean_loss": curve_profile.weighted_mean("loss"),
         "accuracy_barrier": curve_profile.barrier("accuracy"),
         "line_loss_barrier": line_profile.barrier("loss"),
+        "line_mean_loss": line_profile.weighted_mean("loss"),
         "length": curve_profile.length,
     }
+    # With no bump on either path, both barriers are half the endpoints'
+    # loss gap and equal; the mean along the path tells them apart.
     print(
         f"curve {pair}: loss barrier {curve_profile.barrier('loss'):.3f} "
-        f"(line: {line_profile.barrier('loss'):.3f})"
+        f"(line: {line_profile.barrier('loss'):.3f}), above the chord "
+        f"{curve_profile.interpolated_barrier('loss'):.3f} (line: "
+        f"{line_profile.interpolated_barrier('loss'):.3f}), mean loss "
+        f"{curve_profile.weighted_mean('loss'):.3f} (line: "
+        f"{line_profile.weighted_mean('loss'):.3f})"
     )
 
     figure = connectivity.plot_profiles(

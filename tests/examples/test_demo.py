@@ -71,8 +71,12 @@ def test_warmup_dynamics_step(tmp_path):
 def test_mode_connectivity_step(tmp_path):
     from examples import sgdr_mode_connectivity
 
-    sgdr_mode_connectivity.run(str(tmp_path), quick=True)
+    result = sgdr_mode_connectivity.run(str(tmp_path), quick=True)
     _pictures_and_logs(tmp_path, ["plane.png", "results.json"])
+    # the height above the chord is 0 at the endpoints, so never negative
+    for line in result["sgdr_lines"] + result["sgd_lines"] + [result["curve"]]:
+        assert 0.0 <= line["interpolated_loss_barrier"]
+        assert line["mean_loss"] > 0.0
 
 
 @pytest.mark.slow
