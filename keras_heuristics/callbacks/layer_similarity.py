@@ -90,7 +90,8 @@ class LayerSimilarity(keras.callbacks.Callback):
     `keras_heuristics.similarity.ActivationCapture`).
 
     Args:
-        probe_data: Probe inputs (array, dict, or `(x, y)`), fixed for the
+        probe_data: Probe inputs (array, list or dict of arrays, `(x, y)`,
+            or a finite dataset of batches, read once), fixed for the
             whole run; a few hundred to a few thousand examples (CCA-type
             metrics need more examples than neurons; pooling reduces conv
             layers to their channels).
@@ -155,7 +156,8 @@ class LayerSimilarity(keras.callbacks.Callback):
         super().__init__()
         if probe_data is None:
             raise ValueError("Argument `probe_data` must hold probe inputs.")
-        self.probe_data = probe_data
+        # read once (a dataset too): every evaluation sees the same examples
+        self.probe_data = capture_lib.probe_inputs(probe_data, "probe_data")
         self.layers = layers
         self.metric = matrix_lib.check_metric(metric)
         self.reference = _check_reference(reference)

@@ -104,11 +104,120 @@ def layer_names(model, layers=None):
     return [layer.name for layer in resolve_layers(model, layers)]
 
 
-def probe_inputs(data):
-    """The model inputs of `data`: x itself, or the first item of (x, y)."""
-    if isinstance(data, tuple) and len(data) in (2, 3):
-        return data[0]
-    return data
+_PROBE_HELP = (
+    "an array or tensor, a list or dict of them, an `(x, y)` or `(x, y, "
+    "sample_weight)` tuple, or a finite iterable of such batches (a "
+    "tf.data.Dataset, a keras.utils.PyDataset, a torch DataLoader)"
+)
+
+
+def _is_array(v):
+    return hasattr(v, "shape") and hasattr(v, "dtype")
+
+
+def _x_part(item):
+    """x of one `(x, y)` / `(x, y, w)` tuple, or the item itself."""
+    if isinstance(item, tuple) and len(item) in (2, 3):
+        return item[0]
+    return item
+
+
+def _host(v):
+    if keras.ops.is_tensor(v):
+        return ops.convert_to_numpy(v)
+    import numpy as np
+
+    return np.asarray(v)
+
+
+def _read_batches(data, argument):
+    """The x parts of a finite iterable of batches, concatenated."""
+    import numpy as np
+
+    cardinality = getattr(data, "cardinality", None)
+    if callable(cardinality):  # tf.data: refuse repeat() before reading
+        if int(cardinality()) == -1:
+            raise ValueError(
+                f"Argument `{argument}` is an infinite dataset (repeat()); "
+                "pass a finite one, e.g. `dataset.take(n)`."
+            )
+    if hasattr(data, "num_batches") and hasattr(data, "__getitem__"):
+        count = data.num_batches  # keras.utils.PyDataset
+        if count is None:
+            raise ValueError(
+                f"Argument `{argument}` is a PyDataset of unknown length; "
+                "pass a finite one."
+            )
+        batches = (data[i] for i in range(count))
+    else:
+        batches = iter(data)
+    parts = [_x_part(batch) for batch in batches]
+    if not parts:
+        raise ValueError(f"Argument `{argument}` holds no examples.")
+    first = parts[0]
+    if isinstance(first, dict):
+        return {k: np.concatenate([_host(p[k]) for p in parts]) for k in first}
+    if isinstance(first, (list, tuple)):
+        return [
+            np.concatenate([_host(p[i]) for p in parts])
+            for i in range(len(first))
+        ]
+    return np.concatenate([_host(p) for p in parts])
+
+
+def probe_inputs(data, argument="data"):
+    """The model inputs of `data`, checked: x itself, the first item of
+    `(x, y)` or `(x, y, sample_weight)`, or the x parts of a finite iterable
+    of batches, read once and concatenated on the host (so that every model
+    and every evaluation sees the same examples in the same order, even
+    from a shuffling dataset).
+
+    Raises:
+        TypeError: if `data` is none of those (a string, a nested Python
+            list, ...).
+        ValueError: if its inputs are scalars, differ in their number of
+            examples, or hold none, or the dataset is infinite.
+    """
+    x = _x_part(data)
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(
+            f"Argument `{argument}` must be {_PROBE_HELP}. Received: {data!r}"
+        )
+    if isinstance(x, dict):
+        leaves = list(x.values())
+    elif isinstance(x, list):
+        leaves = x
+    elif _is_array(x):
+        leaves = [x]
+    elif hasattr(x, "__iter__") or hasattr(x, "num_batches"):
+        x = _read_batches(x, argument)
+        leaves = (
+            list(x.values())
+            if isinstance(x, dict)
+            else (x if isinstance(x, list) else [x])
+        )
+    else:
+        leaves = []
+    if not leaves or not all(_is_array(v) for v in leaves):
+        kinds = sorted({type(v).__name__ for v in leaves}) or [type(x).__name__]
+        raise TypeError(
+            f"Argument `{argument}` must be {_PROBE_HELP}. Received inputs "
+            f"of type {', '.join(kinds)}."
+        )
+    if any(len(v.shape) == 0 for v in leaves):
+        raise ValueError(
+            f"Argument `{argument}` must hold examples along a first axis; "
+            "received a scalar input."
+        )
+    counts = {int(v.shape[0]) for v in leaves}
+    if len(counts) > 1:
+        raise ValueError(
+            f"The inputs of argument `{argument}` differ in their number of "
+            f"examples: {sorted(counts)}."
+        )
+    if counts == {0}:
+        raise ValueError(f"Argument `{argument}` holds no examples.")
+    return x
 
 
 def _num_examples(x):

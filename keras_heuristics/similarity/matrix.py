@@ -620,8 +620,10 @@ def similarity_matrix(
             `fn(x_batch) -> dict(name -> activations)` for subclassed
             models.
         model_b: The same for the columns (may be `model_a`).
-        data: Probe inputs (array, dict, or an `(x, y)` tuple whose `x` is
-            used).
+        data: Probe inputs (array, list or dict of arrays, an `(x, y)`
+            tuple whose `x` is used, or a finite dataset of batches such as
+            a `tf.data.Dataset`, read once so that both models see the same
+            examples in the same order).
         layers_a: Names or Layer objects of `model_a` (default: every layer
             with weights).
         layers_b: The same for `model_b`.
@@ -651,6 +653,7 @@ def similarity_matrix(
     """
     check_metric(metric)
     _validation.check_int("batch_size", batch_size, minimum=1)
+    data = capture_lib.probe_inputs(data)  # a dataset is read once here
     cap_a = capture_lib.ActivationCapture(
         model_a, layers_a, spatial_mode, batch_size
     )

@@ -175,6 +175,21 @@ def test_validation(tmp_path):
         LayerSimilarity(probe, log_dir=None)
     with pytest.raises(TypeError, match="options"):
         LayerSimilarity(probe, log_dir=tmp_path, kep=0.9)
+    with pytest.raises(TypeError, match="`probe_data` must be an array"):
+        LayerSimilarity("x_test.npy", log_dir=tmp_path)
+    with pytest.raises(ValueError, match="`probe_data` holds no examples"):
+        LayerSimilarity(probe[:0], log_dir=tmp_path)
+
+
+def test_a_dataset_probe_is_read_once_in_order(tmp_path):
+    x = np.arange(60 * 64, dtype="float32").reshape(60, 64)
+
+    def batches():  # a one-shot generator of (x, y) batches
+        for i in range(0, 60, 16):
+            yield x[i : i + 16], np.zeros(len(x[i : i + 16]))
+
+    cb = LayerSimilarity(batches(), log_dir=tmp_path)
+    np.testing.assert_array_equal(cb.probe_data, x)
 
 
 @pytest.mark.parametrize(

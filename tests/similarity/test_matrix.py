@@ -230,3 +230,77 @@ def test_pairwise_matrix_checks_metric_options(metric, options, error, match):
     acts = [np.random.default_rng(i).random((30, 4)) for i in range(2)]
     with pytest.raises(error, match=match):
         pairwise_matrix(acts, metric=metric, **options)
+
+
+class _Batches(keras.utils.PyDataset):
+    def __init__(self, x, size):
+        super().__init__()
+        self.x, self.size = x, size
+
+    def __len__(self):
+        return -(-len(self.x) // self.size)
+
+    def __getitem__(self, i):
+        part = self.x[i * self.size : (i + 1) * self.size]
+        return part, np.zeros(len(part))
+
+
+def _shuffled_datasets(x):
+    """Finite iterables of `(x, y)` batches; the tf.data one reshuffles on
+    every pass, so both models must see one reading of it."""
+    yield "pydataset", _Batches(x, 32)
+    tf = pytest.importorskip("tensorflow")
+    data = tf.data.Dataset.from_tensor_slices((x, np.zeros(len(x))))
+    yield "tf.data", data.shuffle(len(x)).batch(32)
+    torch = pytest.importorskip("torch")
+    tensors = torch.utils.data.TensorDataset(torch.tensor(x))
+    yield "torch", torch.utils.data.DataLoader(tensors, 25, shuffle=True)
+
+
+def test_datasets_are_read_once_for_both_models(probe):
+    # each cell against float64 linear CKA of the two models' activations
+    # on the arrays: linear CKA does not change when both sides' examples
+    # are permuted alike, so one reading of a shuffled dataset gives it.
+    a, b = _net(0), _net(1)
+    acts = {}
+    for key, model in (("a", a), ("b", b)):
+        for name in ("d1", "out"):
+            tap = keras.Model(model.inputs, model.get_layer(name).output)
+            acts[key, name] = keras.ops.convert_to_numpy(tap(probe))
+    for kind, data in _shuffled_datasets(probe):
+        m = np.asarray(
+            similarity_matrix(
+                a,
+                b,
+                data,
+                layers_a=["d1", "out"],
+                layers_b=["d1", "out"],
+                metric="linear_cka",
+            )
+        )
+        for i, row in enumerate(("d1", "out")):
+            for j, col in enumerate(("d1", "out")):
+                want = _data.exact_linear_cka(acts["a", row], acts["b", col])
+                assert abs(m[i, j] - want) < 1e-5, (kind, row, col)
+
+
+def test_probe_data_is_checked(probe):
+    a = _net(0)
+    with pytest.raises(TypeError, match="`data` must be an array"):
+        similarity_matrix(a, a, "probe.npy")
+    with pytest.raises(TypeError, match="`data` must be an array.*list"):
+        similarity_matrix(a, a, [[0.0] * 64])
+    with pytest.raises(TypeError, match="`data` must be an array"):
+        similarity_matrix(a, a, None)
+    with pytest.raises(ValueError, match="scalar"):
+        similarity_matrix(a, a, np.float32(1.0))
+    with pytest.raises(ValueError, match=r"number of examples: \[10, 120\]"):
+        similarity_matrix(a, a, [probe, probe[:10]])
+    with pytest.raises(ValueError, match="no examples"):
+        similarity_matrix(a, a, (probe[:0], np.zeros(0)))
+    with pytest.raises(ValueError, match="no examples"):
+        similarity_matrix(a, a, _Batches(probe[:0], 8))
+    tf = pytest.importorskip("tensorflow")
+    endless = tf.data.Dataset.from_tensor_slices(probe).batch(8).repeat()
+    with pytest.raises(ValueError, match="infinite"):
+        similarity_matrix(a, a, endless)
