@@ -67,11 +67,19 @@ def clone(model):
 def to_batches(data, batch_size, argument="bn_data"):
     """Input batches from an array (or structure of arrays) or an iterable.
 
-    Arrays are cut into consecutive batches of `batch_size` (no shuffling).
-    An iterable (a `tf.data.Dataset`, a `keras.utils.PyDataset`, a list)
-    yields `x` or `(x, y[, sample_weight])`; only `x` is kept.
+    Arrays are cut into consecutive batches of `batch_size` (no shuffling);
+    of an `(x, y[, sample_weight])` tuple only `x` is used. An iterable (a
+    `tf.data.Dataset`, a `keras.utils.PyDataset`, a list) yields `x` or
+    `(x, y[, sample_weight])`; only `x` is kept.
     """
     batch_size = _validation.check_int("batch_size", batch_size, minimum=1)
+    if isinstance(data, (str, bytes)):
+        raise TypeError(
+            f"Argument `{argument}` must be an array, a structure of arrays "
+            f"or an iterable of batches. Received: {data!r}"
+        )
+    if isinstance(data, tuple) and len(data) in (2, 3):
+        data = data[0]  # (x, y[, sample_weight]): the inputs only
     leaves = keras.tree.flatten(data) if data is not None else []
     if data is None or not leaves:
         raise ValueError(f"Argument `{argument}` must not be empty.")
@@ -86,6 +94,12 @@ def to_batches(data, batch_size, argument="bn_data"):
             )
         if n == 0:
             raise ValueError(f"Argument `{argument}` must not be empty.")
+        for leaf in leaves:
+            if isinstance(leaf, np.ndarray) and leaf.dtype.kind not in "biuf":
+                raise TypeError(
+                    f"Argument `{argument}` must hold numeric arrays; one "
+                    f"holds {leaf.dtype}."
+                )
         return [
             keras.tree.map_structure(
                 lambda a, i=i: ops.convert_to_tensor(a[i : i + batch_size]),
@@ -101,14 +115,20 @@ def to_batches(data, batch_size, argument="bn_data"):
             "arrays or an iterable of batches. Received: "
             f"{type(data).__name__}"
         ) from None
+
+    def tensor(a):
+        a = np.asarray(a)
+        if a.ndim == 0 or a.dtype.kind not in "biuf":
+            raise TypeError(
+                f"Argument `{argument}` must hold numeric arrays with a batch "
+                f"axis; one of its batches holds {a!r}."
+            )
+        return ops.convert_to_tensor(a)
+
     batches = []
     for item in items:
         x = item[0] if isinstance(item, tuple) else item
-        batches.append(
-            keras.tree.map_structure(
-                lambda a: ops.convert_to_tensor(np.asarray(a)), x
-            )
-        )
+        batches.append(keras.tree.map_structure(tensor, x))
     if not batches:
         raise ValueError(f"Argument `{argument}` yielded no batch.")
     return batches

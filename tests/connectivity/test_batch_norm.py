@@ -128,3 +128,23 @@ def test_to_batches_errors():
         to_batches(5, 4)
     with pytest.raises(ValueError, match="batch_size"):
         to_batches(np.zeros((3, 3)), 0)
+    with pytest.raises(TypeError, match="`bn_data` must be an array"):
+        to_batches("x_train.npy", 4)
+    with pytest.raises(TypeError, match="`bn_data` must hold numeric"):
+        to_batches([[1.0, 2.0]], 4)  # a nested list: scalar "batches"
+    with pytest.raises(TypeError, match="`bn_data` must hold numeric"):
+        to_batches([np.array(["a", "b"])], 4)
+
+
+def test_an_x_y_tuple_recomputes_from_x_alone():
+    a, b = _bn_model(1), _bn_model(2)
+    x, y = _models.data(n=40)
+    curve = CurveModel(a, b)
+    point = curve.model_at(0.0, bn_data=(x, y), batch_size=40)
+    h = _hidden(a, x)
+    np.testing.assert_allclose(
+        _np(_bn(point).moving_mean), h.mean(0), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        _np(_bn(point).moving_variance), h.var(0), rtol=1e-4, atol=1e-6
+    )
