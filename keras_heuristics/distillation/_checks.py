@@ -52,6 +52,18 @@ def _single_output(model, role):
     return outputs[0]
 
 
+def _probability_layer(output):
+    """The layer making `output` if it ends in a softmax, else None."""
+    history = getattr(output, "_keras_history", None)
+    layer = history[0] if history else None
+    if isinstance(layer, keras.layers.Softmax):
+        return layer
+    activation = getattr(layer, "activation", None)
+    if getattr(activation, "__name__", None) == "softmax":
+        return layer
+    return None
+
+
 def check_models(teacher, student):
     for role, model in (("teacher", teacher), ("student", student)):
         if not isinstance(model, keras.Model):
@@ -74,6 +86,17 @@ def check_models(teacher, student):
         )
     t_out = _single_output(teacher, "teacher")
     s_out = _single_output(student, "student")
+    for role, output in (("teacher", t_out), ("student", s_out)):
+        layer = _probability_layer(output) if output is not None else None
+        if layer is not None:
+            # softmax(p / T) of probabilities p is nearly uniform: the KD
+            # term would train on almost nothing, without an error.
+            raise ValueError(
+                f"The {role} must output logits, but its output layer "
+                f"{layer.name!r} applies a softmax. Build that layer without "
+                "the activation (a `Dense` with `activation=None`, its "
+                "weights copied over) and use `from_logits=True` losses."
+            )
     if t_out is not None and s_out is not None:
         t_shape = tuple(t_out.shape)[1:]
         s_shape = tuple(s_out.shape)[1:]

@@ -251,6 +251,22 @@ class TestErrors:
         with pytest.raises(ValueError, match="shares weights"):
             Distiller(teacher, student)
 
+    @pytest.mark.parametrize("role", ["teacher", "student"])
+    @pytest.mark.parametrize("ending", ["dense", "layer"])
+    def test_probabilities_instead_of_logits(self, role, ending):
+        teacher, student = _models()
+        model = {"teacher": teacher, "student": student}[role]
+        if ending == "dense":  # Dense(..., activation="softmax")
+            h = model.get_layer("hidden").output
+            out = keras.layers.Dense(5, activation="softmax", name="probs")(h)
+        else:  # logits, then a Softmax layer
+            out = keras.layers.Softmax(name="probs")(model.output)
+        probs = keras.Model(model.input, out)
+        models = {"teacher": teacher, "student": student, role: probs}
+        with pytest.raises(ValueError, match=f"{role} must output logits"):
+            Distiller(models["teacher"], models["student"])
+        assert probs.trainable  # a refused teacher is not frozen
+
     def test_not_a_model(self):
         with pytest.raises(TypeError, match="teacher"):
             Distiller(keras.layers.Dense(3), ref.mlp(4))
