@@ -301,6 +301,12 @@ class Distiller(keras.Model):
         super().compile(
             optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
         )
+        # Eager PyTorch pays Keras' loss wrapper at every step: the most
+        # common student loss takes PyTorch's kernel directly (same value).
+        self._eager_cross_entropy = (
+            losses.eager_cross_entropy(loss)
+            and kwargs.get("loss_weights") is None
+        )
 
     def get_compile_config(self):
         if self.compiled and hasattr(self, "_compile_config"):
@@ -366,9 +372,18 @@ class Distiller(keras.Model):
                     "`fit`/`evaluate`, or use `alpha=1.0` and compile with "
                     "`loss=None` for pure distillation."
                 )
-            scaled = losses.as_float32(
-                self._compile_loss(y, y_pred, sample_weight)
-            )
+            scaled = None
+            if (
+                getattr(self, "_eager_cross_entropy", False)
+                and sample_weight is None
+                and replicas == 1
+                and self._compile_loss.built
+            ):
+                scaled = losses.sparse_cross_entropy_torch(y, y_pred)
+            if scaled is None:
+                scaled = losses.as_float32(
+                    self._compile_loss(y, y_pred, sample_weight)
+                )
             student_loss = scaled if replicas == 1 else scaled * replicas
             total = total + (1.0 - alpha) * student_loss
         tracked = [student_loss, kd]
