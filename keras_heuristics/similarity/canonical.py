@@ -454,7 +454,7 @@ def reduce_directions(x, keep=0.99):
 # layers with a power-law spectrum), about 1.6e-8 times the ratio, hence
 # 5e2. (The former float64 limit, 1e5, let an invertible linear map of
 # condition 255, ratio 8e4, move SVCCA by 4e-4 on TensorFlow and PyTorch.)
-GRAM_MAX_CONDITION = 5e2
+GRAM_MAX_CONDITION = _svcca.DIRECT_MAX_CONDITION  # 5e2
 
 
 def _svcca_pair(x, y, keep):
@@ -508,18 +508,11 @@ def _svcca_pair(x, y, keep):
     return _mean_or_zero(ops.clip(s, 0.0, 1.0))
 
 
-def _masked_whitening(lam, v, k):
-    """`V Λ^{-1/2}` with the columns beyond the first `k` set to zero."""
-    used = ops.arange(ops.shape(lam)[0]) < k
-    scale = ops.where(used, 1.0 / ops.sqrt(ops.where(used, lam, 1.0)), 0.0)
-    return v * ops.cast(scale, v.dtype)[None, :]
-
-
 def _masked_direct(lx, vx, kx, ly, vy, ky, cross):
     """`_svcca_pair`'s direct route at full width: the masked whitened
     cross matrix has the `kx x ky` one's singular values, then zeros."""
-    wx = _masked_whitening(lx, vx, kx)
-    wy = _masked_whitening(ly, vy, ky)
+    wx = _svcca.masked_whitening(lx, vx, kx)
+    wy = _svcca.masked_whitening(ly, vy, ky)
     m = _inputs.mm(_inputs.mm(ops.transpose(wx), cross), wy)
     return _svcca._top_mean(_inputs.singular_values(m), ops.minimum(kx, ky))
 

@@ -53,11 +53,12 @@ def _columns_or_none(summary):
     return summary.orthonormal(), summary.rank
 
 
-def _padded_columns(summaries, width):
+def _padded_rows(summaries, width):
+    """The bases transposed, `Qᵀ` (`width x n`), padded with zero rows."""
     return [
         None
         if q is None
-        else ops.pad(q, [[0, 0], [0, width - int(q.shape[1])]])
+        else ops.pad(ops.transpose(q), [[0, width - int(q.shape[1])], [0, 0]])
         for q, _ in summaries
     ]
 
@@ -65,13 +66,14 @@ def _padded_columns(summaries, width):
 def _stacked_cca(reps_a, reps_b, rows, cols, chunk=32):
     """Mean canonical correlations of every cell from per-cell products.
 
-    Each representation's orthonormal basis `Q_i` is formed once and
-    padded with zero columns to the widest basis `w`, so every cell is one
-    `w x w` product `Q_aᵀ Q_b` (only the upper triangle of a symmetric
-    matrix, whose diagonal is exactly 1); the products and their singular
-    values are taken `chunk` cells at a time in one compiled call, with the
-    directions beyond `min(k_a, k_b)` masked. All shapes are fixed for the
-    whole matrix (JAX compiles once).
+    Each representation's orthonormal basis `Q_i` is formed once,
+    transposed and padded with zero rows to the widest basis `w`, so every
+    cell is one `w x w` product `Q_aᵀ Q_b` (only the upper triangle of a
+    symmetric matrix, whose diagonal is exactly 1); the products, then
+    their singular values, are taken `chunk` cells at a time in compiled
+    calls (`_svcca.cross_means`), with the directions beyond
+    `min(k_a, k_b)` masked. All shapes are fixed for the whole matrix (JAX
+    compiles once).
     """
     symmetric = reps_b is reps_a
     cols_a = [_columns_or_none(reps_a.get(i)[0]) for i in range(rows)]
@@ -84,8 +86,8 @@ def _stacked_cca(reps_a, reps_b, rows, cols, chunk=32):
     width = max(k for _, k in cols_a + cols_b)
     if width == 0:
         return out
-    qa = _padded_columns(cols_a, width)
-    qb = qa if symmetric else _padded_columns(cols_b, width)
+    qa = _padded_rows(cols_a, width)
+    qb = qa if symmetric else _padded_rows(cols_b, width)
     cells = [
         (i, j)
         for i in range(rows)
