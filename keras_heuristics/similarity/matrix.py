@@ -12,10 +12,10 @@ and only cheap products per cell:
 
 All shapes are fixed for a whole matrix, so JAX compiles each kernel once.
 Measured (`benchmarks/similarity_matrix.py`, 20 x 20 cells, n=2000,
-d=256, one thread; see the README for each backend): SVCCA 6-9x faster
+d=256, one thread; see the README for each backend): SVCCA 7-11x faster
 than 400 independent pairs with a flat activation spectrum (each cell
-still needs a `d x d` product and singular values) and 19-24x with a
-power-law one; linear CKA 11-15x (each representation costs about
+still needs an `n x d x d` product and singular values) and 16-33x with a
+power-law one; linear CKA 10-22x (each representation costs about
 `n² d / 2` products, each independent pair `3 n d²`).
 """
 
