@@ -307,3 +307,34 @@ def test_probe_data_is_checked(probe):
     endless = tf.data.Dataset.from_tensor_slices(probe).batch(8).repeat()
     with pytest.raises(ValueError, match="infinite"):
         similarity_matrix(a, a, endless)
+
+
+def test_svcca_matrix_both_whitening_routes_against_float64():
+    # Bases whose kept spectrum spans at most 5e2 are whitened from their
+    # Gram's eigenvalues, wider ones re-whitened from the projection: a
+    # matrix mixing both (flat ReLU layers and power-law ones, whose kept
+    # directions' variances span far more) against float64 NumPy SVCCA.
+    from keras_heuristics.similarity import _svcca
+
+    rng = np.random.default_rng(3)
+    x = np.maximum(rng.standard_normal((1000, 24)), 0)
+    flat = [x, np.maximum(x @ rng.standard_normal((24, 24)), 0)]
+    acts = [a.astype("float32") for a in flat]
+    steep, _ = _data.power_law(n=1000, d=64, alpha=2.0, seed=1)
+    mixed = steep @ rng.standard_normal((64, 64)) / 8.0
+    acts += [steep, (mixed + 1e-3 * rng.standard_normal(mixed.shape))]
+    acts = [a.astype("float32") for a in acts]
+
+    def kept_span(a):  # λ_1 / λ_k of the kept directions, in float64
+        a = a.astype(np.float64) - a.mean(0)
+        lam = np.linalg.eigvalsh(a.T @ a)[::-1]
+        k = int(np.sum(np.cumsum(lam) / lam.sum() < 0.99 - 1e-7)) + 1
+        return lam[0] / lam[k - 1]
+
+    limit = _svcca.DIRECT_MAX_CONDITION
+    assert [kept_span(a) <= limit for a in acts] == [True, True, False, False]
+    m = pairwise_matrix(acts, metric="svcca", keep=0.99)
+    for i, a in enumerate(acts):
+        for j, b in enumerate(acts):
+            want = 1.0 if i == j else _data.exact_svcca(a, b, 0.99)
+            assert abs(m[i, j] - want) < 2e-5, (i, j, m[i, j], want)
