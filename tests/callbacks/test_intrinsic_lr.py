@@ -53,6 +53,34 @@ def test_angular_update_of_a_known_weight_change():
     )
 
 
+@pytest.mark.parametrize("angle", [1e-2, 3e-3, 1e-3])
+def test_small_angles_against_float64(angle):
+    # Per-step angles are small: arccos of a float32 cosine erred by
+    # 1e-7 / angle² relatively (0.3% at 0.006, 6% at 0.001).
+    model = _bn_model(keras.optimizers.SGD(0.1))
+    kernel = model.get_layer("hidden").kernel
+    rng = np.random.default_rng(0)
+    before = rng.normal(size=(2, 2))
+    step = rng.normal(size=(2, 2))
+    step -= np.sum(step * before) / np.sum(before * before) * before
+    after = before + np.tan(angle) * np.linalg.norm(before) * step / (
+        np.linalg.norm(step)
+    )
+    before, after = before.astype("float32"), after.astype("float32")
+    a, b = after.astype("float64").ravel(), before.astype("float64").ravel()
+    cross = np.linalg.norm(np.outer(a, b) - np.outer(b, a)) / np.sqrt(2)
+    exact = math.atan2(cross, a @ b)  # float64, from the stored floats
+    kernel.assign(before)
+    callback = IntrinsicLR()
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.on_train_batch_begin(0)
+    kernel.assign(after)
+    callback.on_train_batch_end(0)
+    got = callback.history["intrinsic_lr/hidden/angular_update"][0]
+    assert got == pytest.approx(exact, rel=2e-5)
+
+
 def test_values_during_fit_match_the_recorded_weights(rng, tmp_path):
     x = rng.normal(size=(16, 2)).astype("float32")
     y = rng.normal(size=(16, 1)).astype("float32")
