@@ -6,8 +6,9 @@ BACKENDS := tensorflow jax torch
 LOGDIR ?= runs/demo
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
+REPRODUCE_ARGS ?=
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo reproduce test lint bench clean
 
 $(VENV)/.installed: setup.cfg constraints.txt pyproject.toml
 	@echo ">> creating/updating $(VENV) (keras + tensorflow, jax, torch CPU builds)"
@@ -19,8 +20,12 @@ $(VENV)/.installed: setup.cfg constraints.txt pyproject.toml
 venv: $(VENV)/.installed
 
 demo: venv
-	@echo ">> running the demo on scikit-learn's digits (logs in $(LOGDIR))"
+	@echo ">> running the quick reproduction on MNIST-1D (logs in $(LOGDIR))"
 	@KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(PY) -m examples.demo --logdir=$(LOGDIR) $(DEMO_ARGS)
+
+reproduce: venv
+	@echo ">> reproducing the three findings on MNIST-1D, 5 seeds (runs/reproduce)"
+	@KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(PY) -m examples.reproduce --logdir=runs/reproduce $(REPRODUCE_ARGS)
 
 lint: venv
 	@echo ">> ruff"
