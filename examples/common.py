@@ -95,12 +95,14 @@ def build(spec, seed):
     """A fresh model for `seed` from a cell's model spec."""
     if "make_model" in spec:
         return models_lib.call_make_model(spec["make_model"], seed)
+    augment = spec.get("augment")
     return models_lib.build(
         spec["model"],
         spec["input_shape"],
         spec["num_classes"],
         width=spec.get("width"),
         seed=seed,
+        preprocessing=data_lib.augmentation(augment) if augment else None,
     )
 
 
@@ -210,7 +212,8 @@ class Setup:
         data_dir,
         num_samples,
     ):
-        check_choice("preset", preset, PRESETS)
+        self.preset = check_choice("preset", preset, PRESETS)
+        self.quick = quick
         if not isinstance(quick, bool):
             raise TypeError(
                 f"Argument `quick` must be a bool. Received: {quick!r}"
@@ -236,16 +239,17 @@ class Setup:
             if dataset == "mnist1d":
                 n = num_samples or 5000
                 self.description += f" ({n} generated, 80/20 split)"
-        self.width = None
+        # The paper's CIFAR augmentation, as the first layers of our models
+        # (a user's own model brings its own).
+        cifar = data is None and dataset in ("cifar10", "cifar100")
+        self.augment = dataset if cifar else None
         self._override = None
         if make_model is not None:
             self._override = model_spec(
                 None, make_model, self.input_shape, self.num_classes
             )
         elif model is not None:
-            self._override = model_spec(
-                model, None, self.input_shape, self.num_classes
-            )
+            self._override = self._family(model)
         self._specs = {}
 
     @property
@@ -257,10 +261,19 @@ class Setup:
         if self._override is not None:
             return self._override
         if family not in self._specs:
-            self._specs[family] = model_spec(
-                family, None, self.input_shape, self.num_classes
-            )
+            self._specs[family] = self._family(family)
         return self._specs[family]
+
+    def _family(self, family, width=None):
+        spec = model_spec(
+            family, None, self.input_shape, self.num_classes, width
+        )
+        spec["augment"] = self.augment
+        return spec
+
+    def family_spec(self, family, width):
+        """A family at another width (a teacher), checked like the rest."""
+        return self._family(family, width)
 
 
 def setup(*args):
@@ -332,3 +345,23 @@ def override(params, overrides):
             f"configuration's keys are {sorted(params)}."
         )
     return {**params, **overrides}
+
+
+def finish(logdir, experiment, setup, params, summary, cells, model=None):
+    """Writes an experiment's `results.json` atomically and returns it."""
+    import keras
+
+    output = {
+        "experiment": experiment,
+        "preset": setup.preset,
+        "quick": setup.quick,
+        "data": setup.description,
+        "backend": keras.backend.backend(),
+        "params": params,
+        "summary": summary,
+        "seconds": cell_seconds(logdir, cells),
+    }
+    if model is not None:
+        output["model"] = model
+    write_json(os.path.join(logdir, "results.json"), output)
+    return output

@@ -165,7 +165,9 @@ def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def build(name, input_shape, num_classes, width=None, seed=0):
+def build(
+    name, input_shape, num_classes, width=None, seed=0, preprocessing=None
+):
     """Builds a model of the family `name` with seeded initial weights.
 
     - `cnn`: three ReLU convolutions `conv1`..`conv3` of `width` filters
@@ -202,6 +204,9 @@ def build(name, input_shape, num_classes, width=None, seed=0):
             vgg, vgg_bn 16 in 1-D and 64 in 2-D; resnet 16; mlp 100.
         seed: Seed of the initial weights; `keras.utils.set_random_seed` is
             called with it first.
+        preprocessing: Optional layer applied to the inputs first, such as
+            `examples.data.augmentation("cifar10")` (active in training
+            only).
 
     Returns:
         An uncompiled functional `keras.Model` named `name`, mapping
@@ -256,16 +261,17 @@ def build(name, input_shape, num_classes, width=None, seed=0):
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape, name="inputs")
+    x = inputs if preprocessing is None else preprocessing(inputs)
     if name == "mlp":
-        outputs = _mlp(inputs, width, num_classes)
+        outputs = _mlp(x, width, num_classes)
     else:
         layers = _Layers(rank)
         if name == "cnn":
-            outputs = _cnn(inputs, layers, width, num_classes)
+            outputs = _cnn(x, layers, width, num_classes)
         elif name == "resnet":
-            outputs = _resnet(inputs, layers, width, num_classes)
+            outputs = _resnet(x, layers, width, num_classes)
         else:
-            outputs = _vgg(inputs, layers, width, num_classes, name == "vgg_bn")
+            outputs = _vgg(x, layers, width, num_classes, name == "vgg_bn")
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -135,26 +135,27 @@ def findings(results):
             }
         )
     if "distillation" in results:
-        out = results["distillation"]["summary"]
-        v = out["verdict"]
-        rows.append(
-            {
-                "finding": "c",
-                "claim": "distilled knowledge lands mainly in the deeper "
-                "layers",
-                "experiment": "diagonal SVCCA gain, distilled minus "
-                "independent student, vs the teacher",
-                "measured": "deep half "
-                f"{stats.format_ci(out['deep_half_gain'])}, shallow half "
-                f"{stats.format_ci(out['shallow_half_gain'])}, difference "
-                f"{stats.format_ci(out['deep_minus_shallow_gain'])}; "
-                "accuracy gain "
-                f"{stats.format_ci(out['accuracy_gain'])}",
-                "verdict": _verdict(
-                    [v["deeper_layers_gain_more"], v["deep_layers_gain"]]
-                ),
-            }
-        )
+        for config, out in results["distillation"]["summary"].items():
+            v = out["verdict"]
+            rows.append(
+                {
+                    "finding": "c",
+                    "claim": "distilled knowledge lands mainly in the "
+                    "deeper layers",
+                    "experiment": f"{config}: diagonal SVCCA gain, "
+                    "distilled minus independent student, vs the teacher",
+                    "measured": "deep half "
+                    f"{stats.format_ci(out['deep_half_gain'])}, shallow "
+                    f"half {stats.format_ci(out['shallow_half_gain'])}, "
+                    "difference "
+                    f"{stats.format_ci(out['deep_minus_shallow_gain'])}; "
+                    "test accuracy gain "
+                    f"{stats.format_ci(out['accuracy_gain'])}",
+                    "verdict": _verdict(
+                        [v["deeper_layers_gain_more"], v["deep_layers_gain"]]
+                    ),
+                }
+            )
     return rows
 
 

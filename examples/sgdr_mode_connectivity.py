@@ -78,15 +78,15 @@ def configurations(preset="cpu", quick=False):
     else:
         params = dict(
             batch_size=32,
-            first_cycle=3 if quick else 10,
+            first_cycle=2 if quick else 10,
             cycles=3,
             alpha=0.0,
             weight_decay=5e-3,
-            curve_epochs=5 if quick else 20,
+            curve_epochs=4 if quick else 20,
             curve_rate=0.05,
             curve_boundaries=None,
             num_points=11 if quick else 21,
-            grid_points=7 if quick else 15,
+            grid_points=5 if quick else 15,
             eval_examples=5000,
         )
         configs = [("vgg_eta0p05", "vgg", 0.05)]
@@ -562,18 +562,14 @@ def run(
         for c in cells
     ]
     summary = summarize(records, configs, logdir, setup.num_classes)
-    output = {
-        "experiment": EXPERIMENT,
-        "preset": preset,
-        "quick": quick,
-        "data": setup.description,
-        "backend": keras.backend.backend(),
-        "params": params,
-        "summary": summary,
-        "seconds": common.cell_seconds(logdir, cells),
-    }
-    common.write_json(os.path.join(logdir, "results.json"), output)
-    return output
+    return common.finish(
+        logdir,
+        EXPERIMENT,
+        setup,
+        params,
+        summary,
+        cells,
+    )
 
 
 if __name__ == "__main__":

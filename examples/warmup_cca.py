@@ -83,13 +83,13 @@ def configurations(preset="cpu", quick=False):
         small_batch=32,
         small_rate=0.02,
         large_batch=512,
-        epochs=30 if quick else 60,
-        warmup_epochs=5 if quick else 10,
-        sweep_epochs=30 if quick else 60,
-        sweep_factors=[2, 8, 32] if quick else [1, 2, 4, 8, 16, 32],
+        epochs=20 if quick else 60,
+        warmup_epochs=4 if quick else 10,
+        sweep_epochs=20 if quick else 60,
+        sweep_factors=[2, 8] if quick else [1, 2, 4, 8, 16, 32],
         sweep_seeds=1 if quick else 2,
         weight_decay=5e-3,
-        probe_examples=1000,
+        probe_examples=500 if quick else 1000,
     )
 
 
@@ -282,11 +282,11 @@ def summarize(records, logdir, params, large_rate, sweep_rows):
 
 
 def _plot(summary, path):
+    """Four layer x epoch heatmaps, the instability per layer, the sweep."""
     plt = common.pyplot()
     arms = summary["arms"]
-    figure, axes = plt.subplots(
-        1, len(ARMS) + 1, figsize=(4.0 * (len(ARMS) + 1), 3.4)
-    )
+    figure, grid = plt.subplots(2, 3, figsize=(15, 7.4))
+    axes = grid.ravel()
     for axis, arm in zip(axes, ARMS):
         entry = arms[arm]
         values = np.asarray(entry["vs_final_mean"])[::-1]  # deepest on top
@@ -295,14 +295,14 @@ def _plot(summary, path):
             values,
             entry["layers"][::-1],
             [str(s + 1) for s in entry["steps"]],
-            title=f"{arm}\ntest acc {stats.format_ci(acc)}",
+            title=f"{arm}: test accuracy {stats.format_ci(acc)}",
             xlabel="epoch",
             ax=axis,
         )
         ticks = range(0, len(entry["steps"]), max(1, len(entry["steps"]) // 6))
         axis.set_xticks(list(ticks))
         axis.set_xticklabels([str(entry["steps"][t] + 1) for t in ticks])
-    axis = axes[-1]
+    axis = axes[4]
     layers = arms[ARMS[0]]["layers"]
     for k, arm in enumerate(ARMS):
         common.ci_errorbar(
@@ -316,9 +316,24 @@ def _plot(summary, path):
     axis.set_xticklabels(layers, rotation=45, ha="right", fontsize=8)
     axis.set_ylabel("1 - SVCCA(previous epoch)")
     axis.set_title(
-        f"instability over the first {summary['warmup_epochs']} epochs"
+        f"instability over the first {summary['warmup_epochs']} epochs "
+        "(mean, 95% CI)"
     )
     axis.legend(fontsize=7)
+    axis = axes[5]
+    for row in summary["sweep"]:
+        accs = row["test_accuracy"]
+        axis.plot([row["rate"]] * len(accs), accs, "o", color="C1")
+    if summary["sweep"]:
+        axis.axhline(SWEEP_ACCURACY, color="grey", lw=0.8, ls="--")
+        axis.axvline(summary["large_rate"], color="C2", lw=1.5)
+        axis.set_xscale("log", base=2)
+    axis.set_xlabel("large-batch rate (no warmup)")
+    axis.set_ylabel("test accuracy")
+    axis.set_title(
+        f"rate sweep: {summary['large_rate']:g} chosen (every run "
+        f">= {SWEEP_ACCURACY})"
+    )
     figure.suptitle(
         "SVCCA of each layer with the final network (mean over seeds)"
     )
@@ -419,19 +434,15 @@ def run(
         for c in cells
     ]
     summary = summarize(records, logdir, params, large_rate, sweep_rows)
-    output = {
-        "experiment": EXPERIMENT,
-        "preset": preset,
-        "quick": quick,
-        "data": setup.description,
-        "model": common.model_name(spec),
-        "backend": keras.backend.backend(),
-        "params": params,
-        "summary": summary,
-        "seconds": common.cell_seconds(logdir, cells),
-    }
-    common.write_json(os.path.join(logdir, "results.json"), output)
-    return output
+    return common.finish(
+        logdir,
+        EXPERIMENT,
+        setup,
+        params,
+        summary,
+        cells,
+        model=common.model_name(spec),
+    )
 
 
 if __name__ == "__main__":

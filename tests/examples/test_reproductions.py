@@ -94,6 +94,7 @@ SGDR_PARAMS = dict(
 def test_sgdr_on_user_data_and_model_resumes(tmp_path):
     root = str(tmp_path)
     run = dict(
+        quick=True,  # one configuration: the peak rate 0.05
         data=_blobs(),
         make_model=small_net,
         seeds=2,
@@ -103,8 +104,8 @@ def test_sgdr_on_user_data_and_model_resumes(tmp_path):
     )
     out = sgdr_mode_connectivity.run(root, **run)
     cells = _cell_results(root, "sgdr")
-    # one configuration per peak rate, named after the user's function
-    assert out["summary"]
+    # named after the user's function
+    assert list(out["summary"]) == ["small_net_eta0p05"]
     for name, entry in out["summary"].items():
         assert name.startswith("small_net_eta")
         seeds = [cells[k] for k in cells if k.startswith(name + "/")]
@@ -187,7 +188,8 @@ def test_distillation_on_user_data_and_model(tmp_path):
         verbose=0,
         params=dict(epochs=2, probe_examples=100),
     )
-    summary = out["summary"]
+    assert list(out["summary"]) == ["students"]  # no width to shrink
+    summary = out["summary"]["students"]
     cells = _cell_results(root, "distillation")
     students = [cells[f"students/seed{s}.json"] for s in range(2)]
     assert summary["layers"] == ["hidden", "top", "out"]
@@ -271,3 +273,46 @@ def test_findings_table_verdicts():
         "somewhere",
     )
     assert "| c | x | y | 0.2 | partly |" in text
+
+
+@pytest.mark.slow
+def test_paper_preset_on_a_cifar_folder(tmp_path):
+    """The paper's settings, at toy size, read from CIFAR python batches."""
+    from tests.examples.test_data import _write_batch
+
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    os.makedirs(folder)
+    rng = np.random.default_rng(0)
+    for name, n in [(f"data_batch_{i}", 12) for i in range(1, 6)] + [
+        ("test_batch", 20)
+    ]:
+        pixels = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+        _write_batch(folder / name, pixels, np.arange(n) % 10, b"labels")
+    out = sgdr_mode_connectivity.run(
+        str(tmp_path / "out"),
+        preset="paper",
+        dataset="cifar10",
+        data_dir=str(tmp_path / "data"),
+        model="mlp",
+        seeds=1,
+        workers=1,
+        verbose=0,
+        params=dict(
+            batch_size=20,
+            first_cycle=1,
+            cycles=3,
+            curve_epochs=1,
+            curve_boundaries=[1],
+            num_points=3,
+            grid_points=3,
+            eval_examples=40,
+        ),
+    )
+    assert out["data"] == "cifar10"
+    assert list(out["summary"]) == ["mlp_eta0p05"]  # the paper's peak rate
+    assert out["params"]["weight_decay"] == 5e-3
+    with open(tmp_path / "out/cells/sgdr/mlp_eta0p05/seed0.json") as f:
+        record = json.load(f)
+    # the paper's augmentation is part of the model trained on CIFAR
+    assert record["cell"]["kwargs"]["model"]["augment"] == "cifar10"
+    assert record["result"]["snapshot_epochs"] == [1, 3, 7]
