@@ -365,3 +365,21 @@ def finish(logdir, experiment, setup, params, summary, cells, model=None):
         output["model"] = model
     write_json(os.path.join(logdir, "results.json"), output)
     return output
+
+
+def digits_or_user(data, make_model):
+    """The digits examples' data and model, or the user's, checked first.
+
+    Returns:
+        `((x, y), (x_test, y_test)), build` where `build(seed)` returns a
+        fresh model (the digits CNN unless `make_model` is given).
+    """
+    if data is None:
+        data = data_lib.load_digits()
+    (train, test), num_classes = data_lib.check_data(data, "data")
+    if make_model is None:
+        return (train, test), lambda seed=0: models_lib.digits_cnn(seed)
+    models_lib.check_make_model(make_model, train[0].shape[1:], num_classes)
+    return (train, test), lambda seed=0: models_lib.call_make_model(
+        make_model, seed
+    )

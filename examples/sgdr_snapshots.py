@@ -17,8 +17,8 @@ import numpy as np
 from absl import app
 from absl import flags
 
-from examples import data
-from examples import models
+from examples import common
+from examples import data as data_lib
 from keras_heuristics import callbacks
 from keras_heuristics import schedules
 from keras_heuristics import tensorboard
@@ -45,7 +45,15 @@ def _plot_schedule(schedule, total_steps, restarts, path):
     return png
 
 
-def run(logdir, quick=False, epochs=None, batch_size=32, learning_rate=0.1):
+def run(
+    logdir,
+    quick=False,
+    epochs=None,
+    batch_size=32,
+    learning_rate=0.1,
+    data=None,
+    make_model=None,
+):
     """Trains with warmup + SGDR and writes logs, snapshots and a picture.
 
     Args:
@@ -55,12 +63,17 @@ def run(logdir, quick=False, epochs=None, batch_size=32, learning_rate=0.1):
             end of the third or fourth cycle).
         batch_size: Minibatch size.
         learning_rate: Peak learning rate.
+        data: Your own `((x, y), (x_test, y_test))` (default: digits).
+        make_model: Your own `make_model(seed=...)` returning an uncompiled
+            Keras model with logits out (default: the digits CNN).
 
     Returns:
         A dict with the accuracies of each snapshot and of the ensemble.
     """
-    (x_train, y_train), (x_test, y_test) = data.load_digits()
-    steps_per_epoch = data.batches_per_epoch(len(x_train), batch_size)
+    ((x_train, y_train), (x_test, y_test)), build = common.digits_or_user(
+        data, make_model
+    )
+    steps_per_epoch = data_lib.batches_per_epoch(len(x_train), batch_size)
     # Cycles of 2, 4, 8, 16 epochs after a one-epoch warmup: restarts at
     # epochs 3, 7, 15 and 31.
     epochs = epochs or (15 if quick else 31)
@@ -75,7 +88,7 @@ def run(logdir, quick=False, epochs=None, batch_size=32, learning_rate=0.1):
         warmup_steps=1,
         steps_per_epoch=steps_per_epoch,
     )
-    model = models.digits_cnn()
+    model = build(0)
     model.compile(
         optimizer=keras.optimizers.SGD(schedule, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

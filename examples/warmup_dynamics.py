@@ -35,21 +35,18 @@ import numpy as np
 from absl import app
 from absl import flags
 
-from examples import data
+from examples import common
+from examples import data as data_lib
 from examples import models
 from keras_heuristics import tensorboard
+from keras_heuristics.callbacks import FreezeLayers
+from keras_heuristics.callbacks import LayerSimilarity
 from keras_heuristics.callbacks import LearningRateLogger
 from keras_heuristics.callbacks import MetricsLogger
-from keras_heuristics.callbacks.freeze import FreezeLayers
-from keras_heuristics.callbacks.sharpness import Sharpness
+from keras_heuristics.callbacks import Sharpness
 from keras_heuristics.optimizers import GIAdam
 from keras_heuristics.schedules import Warmup
-from keras_heuristics.schedules.catapult import find_initial_learning_rate
-
-try:  # Built alongside; the figure simply leaves its panel out without it.
-    from keras_heuristics.callbacks.layer_similarity import LayerSimilarity
-except ImportError:  # pragma: no cover
-    LayerSimilarity = None
+from keras_heuristics.schedules import find_initial_learning_rate
 
 RUNS = (
     "small_batch",
@@ -61,7 +58,6 @@ RUNS = (
     "gi_adam",
 )
 SIMILARITY_RUNS = ("large_batch", "large_batch_warmup", "large_batch_frozen")
-DEEP_LAYERS = ("dense", "logits")
 
 
 class _StepLoss(keras.callbacks.Callback):
@@ -101,6 +97,8 @@ def run(
     adam_learning_rate=0.01,
     warmup_epochs=None,
     runs=RUNS,
+    data=None,
+    make_model=None,
 ):
     """Runs the warmup comparison and writes everything under `logdir`.
 
@@ -114,6 +112,10 @@ def run(
         adam_learning_rate: Rate of the Adam and GI-Adam runs.
         warmup_epochs: Warmup length (default a third of the epochs).
         runs: Which regimes to run (a subset of `RUNS`).
+        data: Your own `((x, y), (x_test, y_test))` (default: digits).
+        make_model: Your own `make_model(seed=...)` returning an uncompiled
+            Keras model with logits out (default: the digits CNN); its
+            `Dense` layers are the ones frozen in `frozen_deep`.
 
     Returns:
         A dict run name -> summary (final accuracy and loss, peak
@@ -124,12 +126,14 @@ def run(
         raise ValueError(f"Unknown runs {unknown}; choose from {RUNS}.")
     epochs = epochs or (6 if quick else 15)
     warmup_epochs = warmup_epochs or max(1, epochs // 3)
-    (x_train, y_train), (x_test, y_test) = data.load_digits()
+    ((x_train, y_train), (x_test, y_test)), build = common.digits_or_user(
+        data, make_model
+    )
     probe = (x_train[:256], y_train[:256])
     similarity_probe = x_test[:300]
     large = large_batch_size
     large_rate = large_learning_rate
-    steps_per_epoch = data.batches_per_epoch(len(x_train), large)
+    steps_per_epoch = data_lib.batches_per_epoch(len(x_train), large)
     warmup_steps = warmup_epochs * steps_per_epoch
     os.makedirs(logdir, exist_ok=True)
     results = {}
@@ -138,7 +142,7 @@ def run(
     for name in runs:
         print(f"--- {name}", flush=True)
         start = time.perf_counter()
-        model = models.digits_cnn()
+        model = build(0)
         run_dir = os.path.join(logdir, name)
         batch_size = 32 if name == "small_batch" else large
         summary = {"batch_size": batch_size}
@@ -177,7 +181,11 @@ def run(
         else:
             optimizer = keras.optimizers.SGD(large_rate)
             if name == "large_batch_frozen":
-                extra.append(FreezeLayers(DEEP_LAYERS, steps=warmup_steps))
+                extra.append(
+                    FreezeLayers(
+                        models.classifier_layers(model), steps=warmup_steps
+                    )
+                )
         _compile(model, optimizer)
         every = (40 if quick else 20) if batch_size == 32 else 3
         sharpness = Sharpness(
@@ -195,7 +203,7 @@ def run(
             *extra,
         ]
         layer_similarity = None
-        if LayerSimilarity is not None and name in SIMILARITY_RUNS:
+        if name in SIMILARITY_RUNS:
             layer_similarity = LayerSimilarity(
                 similarity_probe,
                 metric="svcca",

@@ -316,3 +316,21 @@ def test_paper_preset_on_a_cifar_folder(tmp_path):
     # the paper's augmentation is part of the model trained on CIFAR
     assert record["cell"]["kwargs"]["model"]["augment"] == "cifar10"
     assert record["result"]["snapshot_epochs"] == [1, 3, 7]
+
+
+def test_digits_examples_take_the_users_data_and_model(tmp_path):
+    from examples import sgdr_snapshots
+    from examples import warmup_dynamics
+
+    for run in (sgdr_snapshots.run, warmup_dynamics.run):
+        with pytest.raises(TypeError, match="make_model"):
+            run(str(tmp_path / "bad"), make_model=_not_a_model)
+        with pytest.raises(ValueError, match="make_model"):
+            run(str(tmp_path / "bad"), make_model=small_net)  # 8x8 digits
+    assert not os.path.exists(tmp_path / "bad")
+    # warmup 1 epoch, then cycles of 2 epochs: one restart, at epoch 3
+    out = sgdr_snapshots.run(
+        str(tmp_path / "ok"), epochs=3, data=_blobs(), make_model=small_net
+    )
+    assert len(out["snapshot_accuracy"]) == 1
+    assert 0.0 <= out["snapshot_accuracy"][0] <= 1.0
