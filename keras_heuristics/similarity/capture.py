@@ -92,6 +92,13 @@ def resolve_layers(model, layers=None, argument="layers"):
             )
     if not resolved:
         raise ValueError(f"Argument `{argument}` must not be empty.")
+    names = [layer.name for layer in resolved]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(
+            f"Argument `{argument}` names the same layer more than once (its "
+            f"results would share one name): {repeated}"
+        )
     return resolved
 
 
@@ -103,6 +110,10 @@ def layer_names(model, layers=None):
         )
     return [layer.name for layer in resolve_layers(model, layers)]
 
+
+# Probe data is read into host memory once; an iterable yielding more
+# examples than this is refused (an endless generator would never stop).
+MAX_PROBE_EXAMPLES = 2**20
 
 _PROBE_HELP = (
     "an array or tensor, a list or dict of them, an `(x, y)` or `(x, y, "
@@ -151,7 +162,16 @@ def _read_batches(data, argument):
         batches = (data[i] for i in range(count))
     else:
         batches = iter(data)
-    parts = [_x_part(batch) for batch in batches]
+    parts, examples = [], 0
+    for batch in batches:
+        parts.append(_x_part(batch))
+        examples += _count(parts[-1])
+        if examples > MAX_PROBE_EXAMPLES or len(parts) > MAX_PROBE_EXAMPLES:
+            raise ValueError(
+                f"Argument `{argument}` yields more than {MAX_PROBE_EXAMPLES}"
+                " examples (an endless generator?). Pass a finite iterable, "
+                "e.g. `itertools.islice(batches, n)`, or arrays."
+            )
     if not parts:
         raise ValueError(f"Argument `{argument}` holds no examples.")
     first = parts[0]
@@ -218,6 +238,14 @@ def probe_inputs(data, argument="data"):
     if counts == {0}:
         raise ValueError(f"Argument `{argument}` holds no examples.")
     return x
+
+
+def _count(part):
+    """Examples in one batch read from an iterable (1 if it has no shape)."""
+    try:
+        return max(1, _num_examples(part))
+    except (TypeError, KeyError, IndexError, StopIteration):
+        return 1
 
 
 def _num_examples(x):
@@ -287,16 +315,25 @@ class ActivationCapture:
         spatial_mode: How `(n, h, w, c)` activations become matrices: see
             `reduce_spatial` (`"pool"`, `"positions"`, `"flatten"`).
         batch_size: Examples per forward pass, an integer >= 1.
+        argument: The name of `layers` in the caller's error messages.
     """
 
-    def __init__(self, model, layers=None, spatial_mode="pool", batch_size=256):
-        spatial.reduce_spatial(ops.zeros((1, 1)), spatial_mode)  # validates
-        self.spatial_mode = spatial_mode
+    def __init__(
+        self,
+        model,
+        layers=None,
+        spatial_mode="pool",
+        batch_size=256,
+        argument="layers",
+    ):
+        self.spatial_mode = _validation.check_choice(
+            "spatial_mode", spatial_mode, spatial.MODES
+        )
         self.batch_size = _validation.check_int(
             "batch_size", batch_size, minimum=1
         )
         if isinstance(model, keras.Model):
-            self.layers = resolve_layers(model, layers)
+            self.layers = resolve_layers(model, layers, argument)
             self.names = [layer.name for layer in self.layers]
             try:
                 inputs = model.inputs

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_heuristics.similarity.kernel_alignment import linear_cka
+from keras_heuristics.similarity.cka import linear_cka
 from keras_heuristics.similarity.streaming import StreamingCKA
 from tests.similarity import _data
 

@@ -38,15 +38,16 @@ from keras import ops
 
 from keras_heuristics import _validation
 from keras_heuristics.similarity import _inputs
+from keras_heuristics.similarity import _linalg
 
 
-def _ratio(num, den_x, den_y):
+def ratio(num, den_x, den_y):
     den = ops.sqrt(ops.maximum(den_x, 0.0) * ops.maximum(den_y, 0.0))
     safe = ops.where(den > 0, den, 1.0)
     return ops.cast(ops.where(den > 0, num / safe, 0.0), "float32")
 
 
-def _debias(xty, rx, ry, sx, sy, n):
+def debias(xty, rx, ry, sx, sy, n):
     """Kornblith's feature-space debiasing helper."""
     return (
         xty
@@ -55,7 +56,7 @@ def _debias(xty, rx, ry, sx, sy, n):
     )
 
 
-def _safe_scale(total):
+def safe_scale(total):
     """`total`, and 1 where it is 0 (a constant representation). Callers
     divide by it rather than multiply by its inverse, which underflows in
     float32 for totals beyond about 1e38."""
@@ -82,12 +83,12 @@ class FeatureStats:
         if means is None:
             means = ops.mean(x, axis=0)
         centred = x - means[None, :]
-        g = _inputs.gram(centred)
+        g = _linalg.gram(centred)
         # constant neurons (centring noise) count for nothing: masked in
         # every statistic rather than zeroed in `centred` (no pass over x)
-        self.mask = _inputs.live_mask(ops.diagonal(g), means, self.n)
+        self.mask = _linalg.live_mask(ops.diagonal(g), means, self.n)
         g = g * self.mask[:, None] * self.mask[None, :]
-        scale = _safe_scale(ops.trace(g))
+        scale = safe_scale(ops.trace(g))
         self.self_dot = ops.sum(ops.square(g / scale))
         if unit:
             self.centred = centred / ops.cast(ops.sqrt(scale), "float32")
@@ -101,7 +102,7 @@ class FeatureStats:
         # only the debiased estimator needs these (one more pass over x)
         live = ops.cast(self.mask, "float32")[None, :]
         rows = ops.cast(
-            ops.sum(ops.square(self.centred) * live, axis=1), _inputs.wide()
+            ops.sum(ops.square(self.centred) * live, axis=1), _linalg.wide()
         )
         return rows if self.scale is None else rows / self.scale
 
@@ -111,19 +112,19 @@ class FeatureStats:
 
 
 def linear_cka_from_stats(a, b, debiased=False):
-    cross = _inputs.gram(a.centred, b.centred)
+    cross = _linalg.gram(a.centred, b.centred)
     cross = cross * a.mask[:, None] * b.mask[None, :]
     for side in (a, b):
         if side.norm is not None:
             cross = cross / side.norm
     xy = ops.sum(ops.square(cross))
     if not debiased:
-        return _ratio(xy, a.self_dot, b.self_dot)
+        return ratio(xy, a.self_dot, b.self_dot)
     n = a.n
-    num = _debias(xy, a.row_sq, b.row_sq, a.total_sq, b.total_sq, n)
-    dx = _debias(a.self_dot, a.row_sq, a.row_sq, a.total_sq, a.total_sq, n)
-    dy = _debias(b.self_dot, b.row_sq, b.row_sq, b.total_sq, b.total_sq, n)
-    return _ratio(num, dx, dy)
+    num = debias(xy, a.row_sq, b.row_sq, a.total_sq, b.total_sq, n)
+    dx = debias(a.self_dot, a.row_sq, a.row_sq, a.total_sq, a.total_sq, n)
+    dy = debias(b.self_dot, b.row_sq, b.row_sq, b.total_sq, b.total_sq, n)
+    return ratio(num, dx, dy)
 
 
 def centre_gram(k, debiased=False):
@@ -143,15 +144,15 @@ def centre_gram(k, debiased=False):
 
 def cka_from_grams(kc, lc):
     """CKA of two already (U-)centred Gram matrices."""
-    return _ratio(ops.sum(kc * lc), ops.sum(kc * kc), ops.sum(lc * lc))
+    return ratio(ops.sum(kc * lc), ops.sum(kc * kc), ops.sum(lc * lc))
 
 
 def linear_gram(x):
     """The centred linear Gram `X̄X̄ᵀ` in the wide float, divided by its
     trace (CKA is scale-free; see `FeatureStats`)."""
-    xc = _inputs.centre_live(x)
-    k = ops.cast(ops.matmul(xc, ops.transpose(xc)), _inputs.wide())
-    return k / _safe_scale(ops.trace(k))
+    xc = _linalg.centre_live(x)
+    k = ops.cast(ops.matmul(xc, ops.transpose(xc)), _linalg.wide())
+    return k / safe_scale(ops.trace(k))
 
 
 def _check_debiased(debiased, n):
@@ -190,7 +191,7 @@ def linear_cka(x, y, debiased=False):
         Kornblith et al., "Similarity of Neural Network Representations
         Revisited", ICML 2019.
     """
-    x, y = _inputs.check_pair(x, y, rescale=True)
+    x, y = _inputs.scaled_pair(x, y)[:2]
     mx, my = ops.mean(x, axis=0), ops.mean(y, axis=0)
     n = int(x.shape[0])
     _check_debiased(debiased, n)
@@ -210,8 +211,8 @@ def rbf_gram(x, sigma=None, threshold=1.0):
     With `sigma=None`, `σ = threshold * sqrt(median ‖x_i - x_j‖²)` over all
     `n²` pairs including the zero diagonal (Kornblith's heuristic).
     """
-    xc = _inputs.centre(x)
-    dots = ops.cast(ops.matmul(xc, ops.transpose(xc)), _inputs.wide())
+    xc = x - ops.mean(x, axis=0, keepdims=True)
+    dots = ops.cast(ops.matmul(xc, ops.transpose(xc)), _linalg.wide())
     sq = ops.diagonal(dots)
     d2 = ops.maximum(sq[:, None] + sq[None, :] - 2.0 * dots, 0.0)
     if sigma is None:
