@@ -19,8 +19,8 @@ import time
 import numpy as np
 from keras import ops
 
-from keras_heuristics.similarity.canonical import svcca
-from keras_heuristics.similarity.kernel_alignment import linear_cka
+from keras_heuristics.similarity.cca import svcca
+from keras_heuristics.similarity.cka import linear_cka
 from keras_heuristics.similarity.matrix import pairwise_matrix
 
 

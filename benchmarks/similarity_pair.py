@@ -19,10 +19,10 @@ import argparse
 import numpy as np
 from keras import ops
 
-from keras_heuristics.similarity.canonical import cca
-from keras_heuristics.similarity.canonical import pwcca
-from keras_heuristics.similarity.canonical import svcca
-from keras_heuristics.similarity.kernel_alignment import linear_cka
+from keras_heuristics.similarity.cca import cca
+from keras_heuristics.similarity.cca import pwcca
+from keras_heuristics.similarity.cca import svcca
+from keras_heuristics.similarity.cka import linear_cka
 
 
 def _google_svcca(cca_core, a, b, keep=0.99):

@@ -14,6 +14,7 @@ import functools
 import weakref
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_heuristics import _inference
@@ -42,16 +43,8 @@ def default_layers(model):
 
 
 def resolve_layers(model, layers=None, argument="layers"):
-    """Turns names or Layer objects into Layer objects of `model`.
-
-    Args:
-        model: A Keras model.
-        layers: `None` (every layer with weights), or a list of layer
-            names and/or `keras.layers.Layer` objects of `model`.
-
-    Returns:
-        A list of `keras.layers.Layer`.
-    """
+    """Layer objects of `model` from names or Layer objects (`None`:
+    every layer with weights); the errors name `argument`."""
     if not isinstance(model, keras.Model):
         raise TypeError(
             f"Expected a Keras model. Received: {type(model).__name__}"
@@ -134,17 +127,11 @@ def _x_part(item):
 
 
 def _host(v):
-    if keras.ops.is_tensor(v):
-        return ops.convert_to_numpy(v)
-    import numpy as np
-
-    return np.asarray(v)
+    return ops.convert_to_numpy(v) if ops.is_tensor(v) else np.asarray(v)
 
 
 def _read_batches(data, argument):
     """The x parts of a finite iterable of batches, concatenated."""
-    import numpy as np
-
     cardinality = getattr(data, "cardinality", None)
     if callable(cardinality):  # tf.data: refuse repeat() before reading
         if int(cardinality()) == -1:
@@ -271,8 +258,6 @@ def _batches(x, batch_size, pad=False):
     less than the number of batches), so that a compiled forward pass
     sees one shape; with `pad`, that last batch is padded to it too.
     """
-    import numpy as np
-
     if not isinstance(x, (dict, list, tuple)) and not hasattr(x, "shape"):
         x = np.asarray(x)
     n = _num_examples(x)

@@ -21,8 +21,7 @@ by U-centring (Székely and Rizzo): zero the diagonal, subtract
 `m_i + m_j` with `m = colsum / (n-2) - Σ colsum / (2(n-1)(n-2))`, and zero
 the diagonal again. It can be negative.
 
-A constant representation has zero HSIC with itself; CKA is then reported
-as 0 (no NaN).
+A constant representation has zero HSIC with itself; CKA then reads 0.
 
 References:
     - Kornblith, Norouzi, Lee and Hinton, "Similarity of Neural Network
@@ -57,54 +56,34 @@ def debias(xty, rx, ry, sx, sy, n):
 
 
 def safe_scale(total):
-    """`total`, and 1 where it is 0 (a constant representation). Callers
-    divide by it rather than multiply by its inverse, which underflows in
-    float32 for totals beyond about 1e38."""
+    """`total`, and 1 where it is 0 (a constant representation)."""
     return ops.where(total > 0, total, 1.0)
 
 
 class FeatureStats:
     """Per-representation statistics for feature-space linear CKA.
 
-    Every statistic is divided by the matching power of `‖X̄‖²_F`, the
-    trace of the Gram (CKA does not change when a side is scaled): the
-    sums of squared Gram entries grow as the fourth power of the
-    activations, and in float32 (JAX's default) they overflowed for
-    activations of about 1e7 (n=10,000, d=512), giving 0 or NaN instead of
-    the scale-free value. The Gram product itself would overflow at about
-    1e17; the public functions rescale such inputs first
-    (`_inputs.finite_and_scaled`). With `unit=True` (a matrix, where one
-    representation meets many) the centred activations themselves are
-    divided by `‖X̄‖_F` once, so that no cell pays for the scaling.
+    The centred activations are divided by `‖X̄‖_F` (CKA is scale-free):
+    squared Gram entries grow as the fourth power of the activations and
+    would leave float32's range. Constant neurons are masked.
     """
 
-    def __init__(self, x, means=None, unit=False):
+    def __init__(self, x):
         self.n = int(x.shape[0])
-        if means is None:
-            means = ops.mean(x, axis=0)
+        means = ops.mean(x, axis=0)
         centred = x - means[None, :]
         g = _linalg.gram(centred)
-        # constant neurons (centring noise) count for nothing: masked in
-        # every statistic rather than zeroed in `centred` (no pass over x)
         self.mask = _linalg.live_mask(ops.diagonal(g), means, self.n)
         g = g * self.mask[:, None] * self.mask[None, :]
         scale = safe_scale(ops.trace(g))
         self.self_dot = ops.sum(ops.square(g / scale))
-        if unit:
-            self.centred = centred / ops.cast(ops.sqrt(scale), "float32")
-            self.scale = self.norm = None
-        else:
-            self.centred = centred
-            self.scale, self.norm = scale, ops.sqrt(scale)
+        self.centred = centred / ops.cast(ops.sqrt(scale), "float32")
 
     @functools.cached_property
-    def row_sq(self):
-        # only the debiased estimator needs these (one more pass over x)
+    def row_sq(self):  # the debiased estimator's squared row norms
         live = ops.cast(self.mask, "float32")[None, :]
-        rows = ops.cast(
-            ops.sum(ops.square(self.centred) * live, axis=1), _linalg.wide()
-        )
-        return rows if self.scale is None else rows / self.scale
+        rows = ops.sum(ops.square(self.centred) * live, axis=1)
+        return ops.cast(rows, _linalg.wide())
 
     @functools.cached_property
     def total_sq(self):
@@ -113,11 +92,7 @@ class FeatureStats:
 
 def linear_cka_from_stats(a, b, debiased=False):
     cross = _linalg.gram(a.centred, b.centred)
-    cross = cross * a.mask[:, None] * b.mask[None, :]
-    for side in (a, b):
-        if side.norm is not None:
-            cross = cross / side.norm
-    xy = ops.sum(ops.square(cross))
+    xy = ops.sum(ops.square(cross * a.mask[:, None] * b.mask[None, :]))
     if not debiased:
         return ratio(xy, a.self_dot, b.self_dot)
     n = a.n
@@ -192,7 +167,6 @@ def linear_cka(x, y, debiased=False):
         Revisited", ICML 2019.
     """
     x, y = _inputs.scaled_pair(x, y)[:2]
-    mx, my = ops.mean(x, axis=0), ops.mean(y, axis=0)
     n = int(x.shape[0])
     _check_debiased(debiased, n)
     if n * n < int(x.shape[1]) * int(y.shape[1]):
@@ -200,9 +174,7 @@ def linear_cka(x, y, debiased=False):
             centre_gram(linear_gram(x), debiased),
             centre_gram(linear_gram(y), debiased),
         )
-    return linear_cka_from_stats(
-        FeatureStats(x, mx), FeatureStats(y, my), debiased
-    )
+    return linear_cka_from_stats(FeatureStats(x), FeatureStats(y), debiased)
 
 
 def rbf_gram(x, sigma=None, threshold=1.0):

@@ -115,7 +115,7 @@ def summarise(metric, x, gram_space=False, factor=1.0, **options):
     debiased = metric == "debiased_linear_cka"
     if gram_space:
         return cka_lib.centre_gram(cka_lib.linear_gram(x), debiased)
-    return cka_lib.FeatureStats(x, unit=True)
+    return cka_lib.FeatureStats(x)
 
 
 def cell(metric, a, b, gram_space=False):
@@ -269,20 +269,17 @@ def similarity_matrix(
         layers_a: Names or Layer objects of `model_a` (default: every layer
             with weights).
         layers_b: The same for `model_b`.
-        metric: `"svcca"` (default, Gotmare et al.), `"cca"` (mean CCA),
-            `"pwcca"`, `"linear_cka"`, `"debiased_linear_cka"`,
-            `"rbf_cka"`.
-        spatial_mode: `"pool"` (default), `"positions"` or `"flatten"`;
-            see `reduce_spatial`.
+        metric: One of `METRICS`; `"svcca"` (Gotmare et al.) by default.
+        spatial_mode: `"pool"`, `"positions"` or `"flatten"`; see
+            `reduce_spatial`.
         batch_size: Examples per forward pass.
         return_layers: Also return the row and column layer names.
         verbose: Show a progress bar.
-        **options: Metric options: `keep` (svcca, default 0.99), `sigma`,
-            `threshold`, `debiased` (rbf_cka).
+        **options: As `pairwise_matrix`.
 
     Returns:
-        A float32 NumPy array of shape `(len(layers_a), len(layers_b))`,
-        or `(matrix, names_a, names_b)` when `return_layers=True`.
+        A float32 NumPy array `(len(layers_a), len(layers_b))`, or
+        `(matrix, names_a, names_b)` when `return_layers=True`.
 
     Raises:
         ValueError: as the metric's pair function, naming `data` and the

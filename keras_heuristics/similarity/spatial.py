@@ -1,19 +1,11 @@
 """Turning convolutional activations into (examples, features) matrices.
 
-A convolutional layer gives activations of shape `(n, h, w, c)` (a
-sequence layer `(n, t, c)`). Two treatments are standard (Raghu et al.'s
-SVCCA tutorials, Kornblith et al. section 6):
-
-- `"positions"`: every spatial position is an extra data point, giving
-  `(n * h * w, c)`. Natural for CCA between two layers of the same spatial
-  size (the number of data points grows, the number of neurons stays `c`).
-  Both sides must then have the same `h * w`.
-- `"pool"`: average over the spatial positions, giving `(n, c)`. Works for
-  any two layers, whatever their spatial sizes.
-
-`"flatten"` (`(n, h * w * c)`) is also offered because CKA is defined in
-Gram space and handles it; a CCA-type metric then sees more neurons than
-data points, and `cca`/`pwcca` raise instead of returning a meaningless 1.
+`(n, h, w, c)` (or `(n, t, c)`) activations become `"positions"`
+`(n * h * w, c)`, every position a data point, natural for CCA between
+layers of the same spatial size; `"pool"` `(n, c)`, averaged over positions,
+for any two layers (Raghu et al.'s SVCCA tutorials, Kornblith et al.
+section 6); or `"flatten"` `(n, h * w * c)`, for CKA (a CCA-type metric
+would see more neurons than data points, and `cca`/`pwcca` raise).
 """
 
 import math

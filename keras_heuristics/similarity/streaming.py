@@ -28,6 +28,7 @@ import math
 
 from keras import ops
 
+from keras_heuristics import _backend
 from keras_heuristics import _validation
 from keras_heuristics.similarity import _inputs
 from keras_heuristics.similarity import _linalg
@@ -128,8 +129,6 @@ class StreamingCKA:
         ]
 
     def _minibatch_stats(self, x, y):
-        from keras_heuristics import _backend
-
         ex, ey = (_unit_exponent(p) for p in _backend.peaks([x, y]))
         x, y = _inputs.scaled(x, 2.0**ex), _inputs.scaled(y, 2.0**ey)
         wide = _linalg.wide()

@@ -330,3 +330,43 @@ def test_svcca_matrix_both_whitening_routes_against_float64():
         for j, b in enumerate(acts):
             want = 1.0 if i == j else _data.exact_svcca(a, b, 0.99)
             assert abs(m[i, j] - want) < 2e-5, (i, j, m[i, j], want)
+
+
+@pytest.mark.parametrize("metric", ["svcca", "cca", "pwcca", "linear_cka"])
+@pytest.mark.parametrize("examples", [1, 2])
+def test_too_few_probe_examples_are_refused(metric, examples, probe):
+    # 1 example recorded 0 and 2 examples 1 for every pair of layers
+    a, b = _net(0), _net(1)
+    with pytest.raises(ValueError, match="`data` must hold at least 3"):
+        similarity_matrix(a, b, probe[:examples], metric=metric)
+
+
+def test_cca_matrix_with_more_neurons_than_examples_is_refused(probe):
+    # PWCCA gave 1.0 (TensorFlow, PyTorch) or a shape error (JAX)
+    a = _net(0)
+    for metric in ("cca", "pwcca"):
+        with pytest.raises(ValueError, match="layer 'c1'.*`data`"):
+            similarity_matrix(a, a, probe[:3], metric=metric)
+    rng = np.random.default_rng(0)
+    acts = [rng.random((5, 8)).astype("float32") for _ in range(2)]
+    with pytest.raises(ValueError, match="more examples than neurons"):
+        pairwise_matrix(acts, metric="pwcca")
+
+
+def test_errors_name_the_public_arguments(probe):
+    a = _net(0)
+    with pytest.raises(ValueError, match="`spatial_mode`"):
+        similarity_matrix(a, a, probe, spatial_mode="resize")
+    with pytest.raises(ValueError, match="`layers_a` names the same layer"):
+        similarity_matrix(a, a, probe, layers_a=["d1", "c1", "d1"])
+
+
+def test_an_endless_generator_is_refused(probe, monkeypatch):
+    import itertools
+
+    from keras_heuristics.similarity import capture
+
+    monkeypatch.setattr(capture, "MAX_PROBE_EXAMPLES", 100)
+    endless = (probe[:8] for _ in itertools.count())
+    with pytest.raises(ValueError, match="more than 100 examples"):
+        similarity_matrix(_net(0), _net(1), endless)
