@@ -4,15 +4,14 @@ Metrics take activation matrices of shape `(num_examples, num_features)`
 and return backend tensors; `similarity_matrix` compares the layers of two
 models and returns a NumPy array. Activations holding NaN or inf are
 refused with a `ValueError` naming the argument; finite ones are measured
-at any scale (a matrix whose largest magnitude lies outside
-`[2**-32, 2**32]` is first multiplied by an exact power of two).
+at any scale.
 """
 
+from keras_heuristics.similarity.canonical import cca
+from keras_heuristics.similarity.canonical import pwcca
+from keras_heuristics.similarity.canonical import svcca
 from keras_heuristics.similarity.capture import ActivationCapture
 from keras_heuristics.similarity.capture import layer_names
-from keras_heuristics.similarity.cca import cca
-from keras_heuristics.similarity.cca import pwcca
-from keras_heuristics.similarity.cca import svcca
 from keras_heuristics.similarity.cka import linear_cka
 from keras_heuristics.similarity.cka import rbf_cka
 from keras_heuristics.similarity.heatmap import heatmap_figure

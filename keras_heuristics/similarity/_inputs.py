@@ -1,11 +1,7 @@
 """Checks of activation matrices and the scale guard, shared by the metrics.
 
-Activations arrive as NumPy arrays or backend tensors of shape
-`(num_examples, num_features)` and stay on the active backend's device as
-float32 tensors.
-
 The scale guard: float32 Gram products overflow past activations of about
-`1e19 / sqrt(n)` and underflow below about `1e-19`. Every metric here is
+`1e19 / sqrt(n)` and underflow below about `1e-19`. Every metric is
 invariant to scaling either side (RBF CKA once a fixed bandwidth is scaled
 with it), so a matrix whose largest magnitude lies outside
 `[2**-32, 2**32]` is multiplied by the power of two that brings it into

@@ -11,22 +11,16 @@ compiles once. A basis is the tuple `(t, w, f, k, live)`:
 - `k` is the number of directions and `live` the number of neurons that
   are not constant.
 
-**Whitening.** Centre, mask constant neurons, scale the columns (for CCA
-and PWCCA, to unit norm; SVCCA keeps the scales, whose variances choose
-its directions), and take the eigendecomposition `C = V Λ Vᵀ` of the
-resulting `d x d` Gram matrix. Keep the directions above the rank guard
-(`λ > RANK_TOL² λ_1`) and, for SVCCA, the fewest holding `keep` of the
-variance. Where the kept `λ_1 / λ_k` is at most `GRAM_MAX_CONDITION`, the
-whitening is `W = D⁻¹ V_k Λ_k^{-1/2}` (one Gram product, no `n x d` work
-beyond it). Beyond, the float32 Gram has lost the small directions
-(relative error about `1e-8 λ_1 / λ_k` in the correlations): the
-projection `Z = X̄ D⁻¹ V_k` is orthonormalised by a Householder QR, whose
-error does not grow with the conditioning, and the rank guard is applied
-again to the singular values of its `R` factor (an exactly collinear
-neuron leaves an eigenvalue of float32 noise, about `1e-7 λ_1`, in the
-Gram, but a singular value below `RANK_TOL` in `R`). Householder QR for
-every input would be simpler, but costs three times the Gram route on a
-CPU (`benchmarks/RESULTS.md`).
+**Whitening.** Centre, mask constant neurons, scale the columns (CCA and
+PWCCA to unit norm; SVCCA keeps the variances that choose its directions),
+and take the eigendecomposition `C = V Λ Vᵀ` of the `d x d` Gram. Keep the
+directions with `λ > RANK_TOL² λ_1` and, for SVCCA, the fewest holding
+`keep` of the variance. If the kept `λ_1 / λ_k <= GRAM_MAX_CONDITION`,
+`W = D⁻¹ V_k Λ_k^{-1/2}`. Beyond, the float32 Gram has lost the small
+directions, so `Z = X̄ D⁻¹ V_k` is orthonormalised by a Householder QR
+(error independent of the conditioning) and the rank guard is applied to
+the singular values of `R`. QR for every input would be simpler but costs
+three times the Gram route on a CPU (`benchmarks/RESULTS.md`).
 
 The canonical correlations of two bases are the singular values of
 `Q_aᵀ Q_b = W_aᵀ (T_aᵀ T_b) W_b` (Björck and Golub 1973).

@@ -6,22 +6,12 @@ representations and `H = I - 11ᵀ/n`,
 `CKA(K, L) = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))`,
 `HSIC(K, L) ∝ tr(K H L H)`.
 
-For the linear kernel this is computed in feature space (Kornblith et al.,
-eq. 2), `‖ȲᵀX̄‖²_F / (‖X̄ᵀX̄‖_F ‖ȲᵀȲ‖_F)`, which costs three `d x d` Gram
-products instead of `n x n` matrices; when there are fewer examples than
-features the Gram-space form is used instead (same value).
-
-The *debiased* estimator replaces HSIC by the U-statistic of Song et al.
-(2012), computed as in Kornblith's code: in feature space
-
-`HSIC_u ∝ ‖X̄ᵀȲ‖²_F - n/(n-2) r_xᵀ r_y + ‖X̄‖²_F ‖Ȳ‖²_F / ((n-1)(n-2))`,
-
-with `r` the squared row norms of the centred features, and in Gram space
-by U-centring (Székely and Rizzo): zero the diagonal, subtract
-`m_i + m_j` with `m = colsum / (n-2) - Σ colsum / (2(n-1)(n-2))`, and zero
-the diagonal again. It can be negative.
-
-A constant representation has zero HSIC with itself; CKA then reads 0.
+The linear kernel is computed in feature space (Kornblith et al., eq. 2),
+`‖ȲᵀX̄‖²_F / (‖X̄ᵀX̄‖_F ‖ȲᵀȲ‖_F)`, or in Gram space when there are fewer
+examples than features (same value). The *debiased* estimator replaces
+HSIC by the U-statistic of Song et al. (2012) as in Kornblith's code (in
+Gram space by U-centring); it can be negative. A constant representation
+has zero HSIC with itself; CKA then reads 0.
 
 References:
     - Kornblith, Norouzi, Lee and Hinton, "Similarity of Neural Network
@@ -130,7 +120,7 @@ def linear_gram(x):
     return k / safe_scale(ops.trace(k))
 
 
-def _check_debiased(debiased, n):
+def check_debiased(debiased, n):
     if not isinstance(debiased, bool):
         raise TypeError(
             f"Argument `debiased` must be a bool. Received: debiased={debiased!r}"
@@ -168,7 +158,7 @@ def linear_cka(x, y, debiased=False):
     """
     x, y = _inputs.scaled_pair(x, y)[:2]
     n = int(x.shape[0])
-    _check_debiased(debiased, n)
+    check_debiased(debiased, n)
     if n * n < int(x.shape[1]) * int(y.shape[1]):
         return cka_from_grams(
             centre_gram(linear_gram(x), debiased),
@@ -221,7 +211,7 @@ def rbf_cka(x, y, sigma=None, threshold=1.0, debiased=False):
         Kornblith et al., ICML 2019, section 3 and appendix.
     """
     x, y, fx, fy = _inputs.scaled_pair(x, y)
-    _check_debiased(debiased, int(x.shape[0]))
+    check_debiased(debiased, int(x.shape[0]))
     if sigma is not None:
         sigma = _validation.check_positive("sigma", sigma)
     threshold = _validation.check_positive("threshold", threshold)

@@ -7,6 +7,7 @@ summaries per cell (`cell`). The pair functions, the matrix and the
 `LayerSimilarity` callback use the same summaries and the same cells.
 """
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -16,9 +17,9 @@ from keras_heuristics.similarity import _inputs
 from keras_heuristics.similarity import _linalg
 from keras_heuristics.similarity import capture as capture_lib
 from keras_heuristics.similarity import cka as cka_lib
-from keras_heuristics.similarity.cca import bases
-from keras_heuristics.similarity.cca import check_keep
-from keras_heuristics.similarity.cca import pwcca_of_bases
+from keras_heuristics.similarity.canonical import bases
+from keras_heuristics.similarity.canonical import check_keep
+from keras_heuristics.similarity.canonical import pwcca_of_bases
 
 METRICS = (
     "svcca",
@@ -56,11 +57,8 @@ def check_options(metric, options):
         options["threshold"] = _validation.check_positive(
             "threshold", options["threshold"]
         )
-    if "debiased" in options and not isinstance(options["debiased"], bool):
-        raise TypeError(
-            "Argument `debiased` must be a bool. "
-            f"Received: debiased={options['debiased']!r}"
-        )
+    if "debiased" in options:
+        cka_lib.check_debiased(options["debiased"], 4)
     return options
 
 
@@ -190,23 +188,19 @@ def pairwise_matrix(
     Returns:
         A float32 NumPy array of shape `(len(acts_a), len(acts_b))`.
     """
-    return _matrix(metric, acts_a, acts_b, verbose, options)
+    labels = [
+        [f"{arg}[{i}]" for i in range(len(acts or ()))]
+        for arg, acts in (("acts_a", acts_a), ("acts_b", acts_b))
+    ]
+    return _matrix(metric, acts_a, acts_b, verbose, options, labels, "acts_a")
 
 
-def _labels(argument, acts):
-    return [f"{argument}[{i}]" for i in range(len(acts or ()))]
-
-
-def _matrix(metric, acts_a, acts_b, verbose, options, labels=None, arg=None):
+def _matrix(metric, acts_a, acts_b, verbose, options, labels, arg):
     options = check_options(metric, options)
     same = acts_b is None
-    labels_a, labels_b = labels or (
-        _labels("acts_a", acts_a),
-        _labels("acts_b", acts_b),
-    )
     both = list(acts_a) + ([] if same else list(acts_b))
-    names = labels_a + ([] if same else labels_b)
-    both = check_acts(metric, arg or "acts_a", names, both, options)
+    names = labels[0] + ([] if same else labels[1])
+    both = check_acts(metric, arg, names, both, options)
     both, factors = _inputs.finite_and_scaled(names, both)
     gram_space = use_gram_space(metric, both)
     summaries = [
@@ -217,11 +211,7 @@ def _matrix(metric, acts_a, acts_b, verbose, options, labels=None, arg=None):
     cols = rows if same else summaries[len(acts_a) :]
     symmetric = same and metric != "pwcca"
     out = np.zeros((len(rows), len(cols)), dtype="float32")
-    bar = None
-    if verbose:
-        import keras
-
-        bar = keras.utils.Progbar(len(rows), unit_name="row")
+    bar = keras.utils.Progbar(len(rows), unit_name="row") if verbose else None
     for i, a in enumerate(rows):
         for j, b in enumerate(cols):
             if symmetric and j < i:

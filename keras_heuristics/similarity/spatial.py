@@ -18,17 +18,6 @@ from keras_heuristics import _validation
 MODES = ("pool", "positions", "flatten")
 
 
-def _check_x(x):
-    """Checks Python and NumPy inputs; tensors (already numbers, and traced
-    inside compiled code) pass as they are."""
-    if hasattr(x, "shape") and not isinstance(x, np.ndarray):
-        return x
-    array = _validation.number_array(
-        "x", x, what="an array or tensor of activations"
-    )
-    return array
-
-
 def reduce_spatial(x, mode="pool"):
     """Reshapes `(n, ..., c)` activations into an `(examples, features)`
     matrix.
@@ -55,7 +44,10 @@ def reduce_spatial(x, mode="pool"):
     (32, 16)
     """
     _validation.check_choice("mode", mode, MODES)
-    x = ops.convert_to_tensor(_check_x(x))
+    if not hasattr(x, "shape") or isinstance(x, np.ndarray):
+        # tensors (traced inside compiled code too) are numbers already
+        x = _validation.number_array("x", x, what="an array or tensor")
+    x = ops.convert_to_tensor(x)
     shape = tuple(x.shape)
     if len(shape) < 2:
         raise ValueError(

@@ -41,8 +41,7 @@ def _hsic_u(g, rx, ry, sx, sy, m):
     return value / (m * (m - 3.0))
 
 
-def _unit_exponent(peak):
-    """`e` such that `peak * 2**e` lies in [1, 2) (0 for a zero peak)."""
+def _unit_exponent(peak):  # `peak * 2**e` in [1, 2); 0 for a zero peak
     return 0 if peak == 0.0 else -math.floor(math.log2(peak))
 
 
@@ -78,13 +77,7 @@ class StreamingCKA:
 
     def _check(self, x, y):
         minimum = 4 if self.estimator == "minibatch" else 1
-        x = _inputs.as_matrix("x", x, minimum)
-        y = _inputs.as_matrix("y", y, minimum)
-        if x.shape[0] != y.shape[0]:
-            raise ValueError(
-                "Arguments `x` and `y` must hold the same examples. Received: "
-                f"x.shape={tuple(x.shape)}, y.shape={tuple(y.shape)}"
-            )
+        x, y = _inputs.scaled_pair(x, y, minimum, rescale=False)[:2]
         widths = (int(x.shape[1]), int(y.shape[1]))
         for name, width, first in zip("xy", widths, self._widths or widths):
             if width != first:
@@ -94,7 +87,6 @@ class StreamingCKA:
                     "from the same two representations (call `reset()` "
                     "to start over)."
                 )
-        (x, y), _ = _inputs.finite_and_scaled(["x", "y"], [x, y], False)
         return x, y, widths
 
     def update(self, x, y):

@@ -13,7 +13,7 @@ from tensorboard.data import provider as provider_lib
 
 from keras_heuristics.callbacks.layer_similarity import LayerSimilarity
 from keras_heuristics.distillation import Distiller
-from keras_heuristics.similarity.cca import svcca
+from keras_heuristics.similarity.canonical import svcca
 from keras_heuristics.similarity.cka import linear_cka
 from tests.similarity import _data
 

@@ -14,9 +14,9 @@ import pytest
 
 from keras_heuristics.similarity import METRICS
 from keras_heuristics.similarity import pairwise_matrix
-from keras_heuristics.similarity.cca import cca
-from keras_heuristics.similarity.cca import pwcca
-from keras_heuristics.similarity.cca import svcca
+from keras_heuristics.similarity.canonical import cca
+from keras_heuristics.similarity.canonical import pwcca
+from keras_heuristics.similarity.canonical import svcca
 from keras_heuristics.similarity.cka import linear_cka
 from keras_heuristics.similarity.cka import rbf_cka
 from tests.similarity import _data

@@ -5,10 +5,10 @@ import keras
 import numpy as np
 import pytest
 
+from keras_heuristics.similarity.canonical import cca
+from keras_heuristics.similarity.canonical import pwcca
+from keras_heuristics.similarity.canonical import svcca
 from keras_heuristics.similarity.capture import layer_names
-from keras_heuristics.similarity.cca import cca
-from keras_heuristics.similarity.cca import pwcca
-from keras_heuristics.similarity.cca import svcca
 from keras_heuristics.similarity.cka import linear_cka
 from keras_heuristics.similarity.matrix import pairwise_matrix
 from keras_heuristics.similarity.matrix import similarity_matrix

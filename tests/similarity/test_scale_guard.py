@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from keras_heuristics.similarity import _inputs
-from keras_heuristics.similarity.cca import cca
-from keras_heuristics.similarity.cca import pwcca
-from keras_heuristics.similarity.cca import svcca
+from keras_heuristics.similarity.canonical import cca
+from keras_heuristics.similarity.canonical import pwcca
+from keras_heuristics.similarity.canonical import svcca
 from keras_heuristics.similarity.cka import linear_cka
 from keras_heuristics.similarity.cka import rbf_cka
 from keras_heuristics.similarity.matrix import pairwise_matrix

@@ -1,11 +1,8 @@
 """Canonical correlation analysis and its summaries: CCA, SVCCA and PWCCA.
 
-All three take activation matrices `x` of shape `(n, d1)` and `y` of shape
-`(n, d2)` (one row per example), whiten each side once (`_linalg.whiten`:
-centre, drop constant neurons, scale, factorise with a rank guard) and take
-the singular values of the whitened cross product, on the device of the
-active backend. Inputs holding NaN or inf are refused; finite ones of any
-scale are first brought near unit scale by an exact power of two.
+Each metric checks its inputs, whitens each side once (`_linalg.whiten`)
+and takes the singular values of the whitened cross product (PWCCA: and
+the projection weights), on the device of the active backend.
 
 References:
     - Hotelling, "Relations between two sets of variates", Biometrika 1936.
@@ -57,10 +54,8 @@ def bases(acts, keep=None):
 def _pair(x, y, what):
     x, y = _inputs.scaled_pair(x, y)[:2]
     if what != "SVCCA":
-        n = int(x.shape[0])
-        _inputs.check_widths(
-            "x", n, [("x", int(x.shape[1])), ("y", int(y.shape[1]))], what
-        )
+        widths = [("x", int(x.shape[1])), ("y", int(y.shape[1]))]
+        _inputs.check_widths("x", int(x.shape[0]), widths, what)
     return x, y
 
 

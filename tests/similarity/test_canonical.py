@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from keras_heuristics.similarity.cca import cca
-from keras_heuristics.similarity.cca import pwcca
-from keras_heuristics.similarity.cca import svcca
+from keras_heuristics.similarity.canonical import cca
+from keras_heuristics.similarity.canonical import pwcca
+from keras_heuristics.similarity.canonical import svcca
 from tests.similarity import _data
 
 # Reference numbers: google/svcca at 1f3fbf1 (cca_core.py, pwcca.py), run
