@@ -201,9 +201,13 @@ class LayerSimilarity(keras.callbacks.Callback):
     def _summaries(self, capture):
         return self._summarise(capture(self.probe_data))
 
-    def _summarise(self, acts):
+    def _summarise(self, acts, labels=None):
         return matrix_lib.summarise_all(
-            self.metric, acts, self._gram_space, **self.options
+            self.metric,
+            acts,
+            self._gram_space,
+            labels or [f"layer {name!r}" for name in self.layer_names],
+            **self.options,
         )
 
     def _compare(self, a, b):
@@ -225,11 +229,7 @@ class LayerSimilarity(keras.callbacks.Callback):
         )
         acts = self._capture(self.probe_data)
         self.layer_names = list(self._capture.names)
-        self._gram_space = self.metric == "rbf_cka" or (
-            self.metric in ("linear_cka", "debiased_linear_cka")
-            and int(acts[0].shape[0])
-            <= float(np.mean([int(a.shape[1]) for a in acts]))
-        )
+        self._gram_space = matrix_lib.use_gram_space(self.metric, acts)
         self._initial = self._summarise(acts)
         self._latest = (self._iterations(), self._initial)
         self._writer = _logging.run_writer(self.log_dir, "train")
@@ -245,9 +245,14 @@ class LayerSimilarity(keras.callbacks.Callback):
                 self.reference_layers,
                 self.spatial_mode,
                 self.batch_size,
+                argument="reference_layers",
             )
-            self._reference_summaries = self._summaries(ref_capture)
+            ref_acts = ref_capture(self.probe_data)
             self.reference_names = list(ref_capture.names)
+            self._reference_summaries = self._summarise(
+                ref_acts,
+                [f"reference layer {name!r}" for name in self.reference_names],
+            )
         else:
             self._columns = []
 

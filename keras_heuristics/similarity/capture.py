@@ -14,6 +14,7 @@ import functools
 import weakref
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_heuristics import _inference
@@ -26,38 +27,22 @@ from keras_heuristics.similarity import spatial
 _PROBES = weakref.WeakKeyDictionary()
 
 _SUBCLASSED_HELP = (
-    "Activation capture needs a functional or Sequential Keras model (a "
-    "graph of layers whose outputs can be tapped); {name} is a subclassed "
-    "model or has not been built on a known input shape. Build Sequential "
-    "models with `keras.Input(shape)` first; for a subclassed model, pass "
-    "a callable `fn(x_batch) -> {{layer_name: activations}}` instead of "
-    "the model (for instance a method that returns the intermediate "
-    "tensors of `call`), or write the network with the functional API."
+    "Activation capture needs a functional or Sequential Keras model built "
+    "on a known input shape; {name} is not (build Sequential models with "
+    "`keras.Input(shape)`). For a subclassed model, pass a callable "
+    "`fn(x_batch) -> {{layer_name: activations}}` instead of the model."
 )
 
 
-def default_layers(model):
-    """Every layer of `model` that owns weights, in graph order."""
-    return [layer for layer in model.layers if layer.weights]
-
-
 def resolve_layers(model, layers=None, argument="layers"):
-    """Turns names or Layer objects into Layer objects of `model`.
-
-    Args:
-        model: A Keras model.
-        layers: `None` (every layer with weights), or a list of layer
-            names and/or `keras.layers.Layer` objects of `model`.
-
-    Returns:
-        A list of `keras.layers.Layer`.
-    """
+    """Layer objects of `model` from names or Layer objects (`None`:
+    every layer with weights); the errors name `argument`."""
     if not isinstance(model, keras.Model):
         raise TypeError(
             f"Expected a Keras model. Received: {type(model).__name__}"
         )
     if layers is None:
-        found = default_layers(model)
+        found = [layer for layer in model.layers if layer.weights]
         if not found:
             raise ValueError(
                 f"Model {model.name!r} has no layer with weights; pass "
@@ -66,32 +51,31 @@ def resolve_layers(model, layers=None, argument="layers"):
         return found
     if isinstance(layers, (str, keras.layers.Layer)):
         layers = [layers]
+    by_name = {layer.name: layer for layer in model.layers}
     resolved = []
-    own = {id(layer) for layer in model.layers}
     for item in layers:
-        if isinstance(item, str):
-            try:
-                resolved.append(model.get_layer(item))
-            except ValueError as error:
-                names = [layer.name for layer in model.layers]
-                raise ValueError(
-                    f"Argument `{argument}` names a layer {item!r} that model "
-                    f"{model.name!r} does not have. Its layers: {names}"
-                ) from error
-        elif isinstance(item, keras.layers.Layer):
-            if id(item) not in own:
-                raise ValueError(
-                    f"Argument `{argument}` holds layer {item.name!r}, which "
-                    f"is not a layer of model {model.name!r}."
-                )
-            resolved.append(item)
-        else:
+        if not isinstance(item, (str, keras.layers.Layer)):
             raise TypeError(
                 f"Argument `{argument}` must hold layer names or Layer "
                 f"objects. Received an item of type {type(item).__name__}"
             )
+        name = item if isinstance(item, str) else item.name
+        layer = by_name.get(name)
+        if layer is None or not (isinstance(item, str) or layer is item):
+            raise ValueError(
+                f"Argument `{argument}` names a layer {name!r} that model "
+                f"{model.name!r} does not have. Its layers: {list(by_name)}"
+            )
+        resolved.append(layer)
     if not resolved:
         raise ValueError(f"Argument `{argument}` must not be empty.")
+    names = [layer.name for layer in resolved]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(
+            f"Argument `{argument}` names the same layer more than once (its "
+            f"results would share one name): {repeated}"
+        )
     return resolved
 
 
@@ -103,6 +87,10 @@ def layer_names(model, layers=None):
         )
     return [layer.name for layer in resolve_layers(model, layers)]
 
+
+# Probe data is read into host memory once; an iterable yielding more
+# examples than this is refused (an endless generator would never stop).
+MAX_PROBE_EXAMPLES = 2**20
 
 _PROBE_HELP = (
     "an array or tensor, a list or dict of them, an `(x, y)` or `(x, y, "
@@ -123,46 +111,34 @@ def _x_part(item):
 
 
 def _host(v):
-    if keras.ops.is_tensor(v):
-        return ops.convert_to_numpy(v)
-    import numpy as np
-
-    return np.asarray(v)
+    return ops.convert_to_numpy(v) if ops.is_tensor(v) else np.asarray(v)
 
 
 def _read_batches(data, argument):
     """The x parts of a finite iterable of batches, concatenated."""
-    import numpy as np
-
-    cardinality = getattr(data, "cardinality", None)
-    if callable(cardinality):  # tf.data: refuse repeat() before reading
-        if int(cardinality()) == -1:
+    cardinality = getattr(data, "cardinality", None)  # tf.data
+    if (callable(cardinality) and int(cardinality()) == -1) or (
+        hasattr(data, "num_batches") and data.num_batches is None  # PyDataset
+    ):
+        raise ValueError(
+            f"Argument `{argument}` is an infinite dataset; pass a finite "
+            "one, e.g. `dataset.take(n)`."
+        )
+    parts, examples = [], 0
+    for batch in data:
+        parts.append(_x_part(batch))
+        examples += _count(parts[-1])
+        if examples > MAX_PROBE_EXAMPLES:  # each batch counts at least 1
             raise ValueError(
-                f"Argument `{argument}` is an infinite dataset (repeat()); "
-                "pass a finite one, e.g. `dataset.take(n)`."
+                f"Argument `{argument}` yields more than {MAX_PROBE_EXAMPLES}"
+                " examples (an endless generator?). Pass a finite iterable, "
+                "e.g. `itertools.islice(batches, n)`, or arrays."
             )
-    if hasattr(data, "num_batches") and hasattr(data, "__getitem__"):
-        count = data.num_batches  # keras.utils.PyDataset
-        if count is None:
-            raise ValueError(
-                f"Argument `{argument}` is a PyDataset of unknown length; "
-                "pass a finite one."
-            )
-        batches = (data[i] for i in range(count))
-    else:
-        batches = iter(data)
-    parts = [_x_part(batch) for batch in batches]
     if not parts:
         raise ValueError(f"Argument `{argument}` holds no examples.")
-    first = parts[0]
-    if isinstance(first, dict):
-        return {k: np.concatenate([_host(p[k]) for p in parts]) for k in first}
-    if isinstance(first, (list, tuple)):
-        return [
-            np.concatenate([_host(p[i]) for p in parts])
-            for i in range(len(first))
-        ]
-    return np.concatenate([_host(p) for p in parts])
+    return keras.tree.map_structure(
+        lambda *p: np.concatenate([_host(v) for v in p]), *parts
+    )
 
 
 def probe_inputs(data, argument="data"):
@@ -183,21 +159,10 @@ def probe_inputs(data, argument="data"):
         raise TypeError(
             f"Argument `{argument}` must be {_PROBE_HELP}. Received: {data!r}"
         )
-    if isinstance(x, dict):
-        leaves = list(x.values())
-    elif isinstance(x, list):
-        leaves = x
-    elif _is_array(x):
-        leaves = [x]
-    elif hasattr(x, "__iter__") or hasattr(x, "num_batches"):
-        x = _read_batches(x, argument)
-        leaves = (
-            list(x.values())
-            if isinstance(x, dict)
-            else (x if isinstance(x, list) else [x])
-        )
-    else:
-        leaves = []
+    if not isinstance(x, (dict, list)) and not _is_array(x):
+        if hasattr(x, "__iter__") or hasattr(x, "num_batches"):
+            x = _read_batches(x, argument)
+    leaves = keras.tree.flatten(x)
     if not leaves or not all(_is_array(v) for v in leaves):
         kinds = sorted({type(v).__name__ for v in leaves}) or [type(x).__name__]
         raise TypeError(
@@ -220,12 +185,12 @@ def probe_inputs(data, argument="data"):
     return x
 
 
-def _num_examples(x):
-    if isinstance(x, dict):
-        return len(next(iter(x.values())))
-    if isinstance(x, (list, tuple)):
-        return len(x[0])
-    return int(x.shape[0])
+def _count(part):
+    """Examples in one batch (1 for a batch without a first axis)."""
+    try:
+        return max(1, len(keras.tree.flatten(part)[0]))
+    except (TypeError, IndexError):
+        return 1
 
 
 def _pad_rows(v, rows):
@@ -243,11 +208,7 @@ def _batches(x, batch_size, pad=False):
     less than the number of batches), so that a compiled forward pass
     sees one shape; with `pad`, that last batch is padded to it too.
     """
-    import numpy as np
-
-    if not isinstance(x, (dict, list, tuple)) and not hasattr(x, "shape"):
-        x = np.asarray(x)
-    n = _num_examples(x)
+    n = int(keras.tree.flatten(x)[0].shape[0])
     size = -(-n // max(1, -(-n // batch_size)))
     for start in range(0, n, size):
         rows = min(size, n - start)
@@ -256,20 +217,7 @@ def _batches(x, batch_size, pad=False):
             part = v[start : start + rows]
             return _pad_rows(part, size) if pad else part
 
-        if isinstance(x, dict):
-            yield {k: cut(v) for k, v in x.items()}, rows
-        elif isinstance(x, (list, tuple)):
-            yield [cut(v) for v in x], rows
-        else:
-            yield cut(x), rows
-
-
-def _rows(batch):
-    if isinstance(batch, dict):
-        return int(next(iter(batch.values())).shape[0])
-    if isinstance(batch, (list, tuple)):
-        return int(batch[0].shape[0])
-    return int(batch.shape[0])
+        yield keras.tree.map_structure(cut, x), rows
 
 
 def _reduce(o, mode):
@@ -287,16 +235,25 @@ class ActivationCapture:
         spatial_mode: How `(n, h, w, c)` activations become matrices: see
             `reduce_spatial` (`"pool"`, `"positions"`, `"flatten"`).
         batch_size: Examples per forward pass, an integer >= 1.
+        argument: The name of `layers` in the caller's error messages.
     """
 
-    def __init__(self, model, layers=None, spatial_mode="pool", batch_size=256):
-        spatial.reduce_spatial(ops.zeros((1, 1)), spatial_mode)  # validates
-        self.spatial_mode = spatial_mode
+    def __init__(
+        self,
+        model,
+        layers=None,
+        spatial_mode="pool",
+        batch_size=256,
+        argument="layers",
+    ):
+        self.spatial_mode = _validation.check_choice(
+            "spatial_mode", spatial_mode, spatial.MODES
+        )
         self.batch_size = _validation.check_int(
             "batch_size", batch_size, minimum=1
         )
         if isinstance(model, keras.Model):
-            self.layers = resolve_layers(model, layers)
+            self.layers = resolve_layers(model, layers, argument)
             self.names = [layer.name for layer in self.layers]
             try:
                 inputs = model.inputs
@@ -331,9 +288,6 @@ class ActivationCapture:
                 f"returning a dict of activations. Received: {model!r}"
             )
 
-    def _reduce(self, o):
-        return _reduce(o, self.spatial_mode)
-
     def _forward(self, batch):
         if self._fn is None:
             return self._run(batch)
@@ -345,7 +299,7 @@ class ActivationCapture:
             )
         if self.names is None:
             self.names = [str(k) for k in out]
-        return [self._reduce(out[k]) for k in out]
+        return [_reduce(out[k], self.spatial_mode) for k in out]
 
     def __call__(self, data):
         """Returns a list of 2-D float32 tensors, one per layer."""
@@ -353,7 +307,7 @@ class ActivationCapture:
         batches = _batches(probe_inputs(data), self.batch_size, self._compiled)
         for batch, rows in batches:
             outs = self._forward(batch)
-            padded = _rows(batch)
+            padded = int(keras.tree.flatten(batch)[0].shape[0])
             if rows < padded:  # drop the padding (positions mode: each
                 # example gives the same number of rows)
                 outs = [o[: int(o.shape[0]) // padded * rows] for o in outs]
@@ -361,8 +315,6 @@ class ActivationCapture:
                 chunks = [[] for _ in outs]
             for store, o in zip(chunks, outs):
                 store.append(o)
-        if chunks is None:
-            raise ValueError("Argument `data` holds no examples.")
         return [
             c[0] if len(c) == 1 else ops.concatenate(c, axis=0) for c in chunks
         ]

@@ -4,21 +4,9 @@ import numpy as np
 
 from keras_heuristics import _validation
 
-# Viridis anchors (matplotlib's colour map, sampled at 9 points).
-_VIRIDIS = np.array(
-    [
-        [68, 1, 84],
-        [71, 44, 122],
-        [59, 81, 139],
-        [44, 113, 142],
-        [33, 144, 141],
-        [39, 173, 129],
-        [92, 200, 99],
-        [170, 220, 50],
-        [253, 231, 37],
-    ],
-    dtype=np.float64,
-)
+# Viridis anchors (matplotlib's colour map, sampled at 9 points), as RGB.
+_HEX = "440154 472c7a 3b518b 2c718e 21908d 27ad81 5cc863 aadc32 fde725"
+_VIRIDIS = np.array([list(bytes.fromhex(c)) for c in _HEX.split()], float)
 
 
 # The largest image `heatmap_image` renders: 2**26 pixels (8192 x 8192,
@@ -80,11 +68,9 @@ def heatmap_image(matrix, vmin=0.0, vmax=1.0, cell=12):
         A uint8 array of shape `(rows * cell, cols * cell, 3)`.
 
     Raises:
-        TypeError: if `matrix` does not hold numbers, or `vmin`, `vmax` or
-            `cell` has the wrong type.
+        TypeError: if an argument has the wrong type.
         ValueError: if `matrix` is not a non-empty 2-D array, `vmin >= vmax`
-            or is not finite, `cell < 1`, or the image would exceed
-            `MAX_PIXELS`.
+            or is not finite, `cell < 1`, or the image is too large.
     """
     m = _matrix(matrix)
     vmin, vmax = _range(vmin, vmax)
@@ -135,9 +121,8 @@ def heatmap_figure(
     Raises:
         TypeError: if `matrix` does not hold numbers or a label list is not
             a sequence.
-        ValueError: if `matrix` is not a non-empty 2-D array, the label
-            counts do not match its shape, or `vmin`/`vmax` are not finite
-            with `vmin < vmax`.
+        ValueError: as `heatmap_image`, or if the label counts do not
+            match the shape of `matrix`.
     """
     m = _matrix(matrix)
     rows = _validation.check_labels("row_labels", row_labels, m.shape[0])

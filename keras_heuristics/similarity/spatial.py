@@ -1,19 +1,11 @@
 """Turning convolutional activations into (examples, features) matrices.
 
-A convolutional layer gives activations of shape `(n, h, w, c)` (a
-sequence layer `(n, t, c)`). Two treatments are standard (Raghu et al.'s
-SVCCA tutorials, Kornblith et al. section 6):
-
-- `"positions"`: every spatial position is an extra data point, giving
-  `(n * h * w, c)`. Natural for CCA between two layers of the same spatial
-  size (the number of data points grows, the number of neurons stays `c`).
-  Both sides must then have the same `h * w`.
-- `"pool"`: average over the spatial positions, giving `(n, c)`. Works for
-  any two layers, whatever their spatial sizes.
-
-`"flatten"` (`(n, h * w * c)`) is also offered because CKA is defined in
-Gram space and handles it; a CCA-type metric then sees more neurons than
-data points, and `cca`/`pwcca` raise instead of returning a meaningless 1.
+`(n, h, w, c)` (or `(n, t, c)`) activations become `"positions"`
+`(n * h * w, c)`, every position a data point, natural for CCA between
+layers of the same spatial size; `"pool"` `(n, c)`, averaged over positions,
+for any two layers (Raghu et al.'s SVCCA tutorials, Kornblith et al.
+section 6); or `"flatten"` `(n, h * w * c)`, for CKA (a CCA-type metric
+would see more neurons than data points, and `cca`/`pwcca` raise).
 """
 
 import math
@@ -24,17 +16,6 @@ from keras import ops
 from keras_heuristics import _validation
 
 MODES = ("pool", "positions", "flatten")
-
-
-def _check_x(x):
-    """Checks Python and NumPy inputs; tensors (already numbers, and traced
-    inside compiled code) pass as they are."""
-    if hasattr(x, "shape") and not isinstance(x, np.ndarray):
-        return x
-    array = _validation.number_array(
-        "x", x, what="an array or tensor of activations"
-    )
-    return array
 
 
 def reduce_spatial(x, mode="pool"):
@@ -63,7 +44,10 @@ def reduce_spatial(x, mode="pool"):
     (32, 16)
     """
     _validation.check_choice("mode", mode, MODES)
-    x = ops.convert_to_tensor(_check_x(x))
+    if not hasattr(x, "shape") or isinstance(x, np.ndarray):
+        # tensors (traced inside compiled code too) are numbers already
+        x = _validation.number_array("x", x, what="an array or tensor")
+    x = ops.convert_to_tensor(x)
     shape = tuple(x.shape)
     if len(shape) < 2:
         raise ValueError(

@@ -14,7 +14,7 @@ from tensorboard.data import provider as provider_lib
 from keras_heuristics.callbacks.layer_similarity import LayerSimilarity
 from keras_heuristics.distillation import Distiller
 from keras_heuristics.similarity.canonical import svcca
-from keras_heuristics.similarity.kernel_alignment import linear_cka
+from keras_heuristics.similarity.cka import linear_cka
 from tests.similarity import _data
 
 
@@ -341,3 +341,29 @@ def test_huge_activations_are_measured_and_nan_ones_recorded(tmp_path, digits):
         ctx.RequestContext(), experiment_id="", plugin_name="images"
     )
     assert blobs["train"]["layer_similarity_heatmap"].max_step == 2
+
+
+@pytest.mark.parametrize("metric", ["svcca", "cca", "pwcca", "linear_cka"])
+@pytest.mark.parametrize("examples", [1, 2])
+def test_a_probe_of_too_few_examples_is_refused(tmp_path, metric, examples):
+    # it recorded 0.0 (1 example) or 1.0 (2 examples) for every layer
+    x = np.random.default_rng(0).random((64, 64)).astype("float32")
+    cb = LayerSimilarity(x[:examples], metric=metric, log_dir=tmp_path)
+    with pytest.raises(ValueError, match="`probe_data` must hold at least 3"):
+        _model().fit(x, np.zeros(64), epochs=1, verbose=0, callbacks=[cb])
+
+
+def test_a_pwcca_probe_of_fewer_examples_than_neurons_is_refused(tmp_path):
+    # PWCCA gave 1.0 on TensorFlow and PyTorch and a shape error on JAX
+    x = np.random.default_rng(0).random((64, 64)).astype("float32")
+    cb = LayerSimilarity(x[:10], metric="pwcca", log_dir=tmp_path)
+    with pytest.raises(ValueError, match="more examples than neurons"):
+        _model().fit(x, np.zeros(64), epochs=1, verbose=0, callbacks=[cb])
+
+
+def test_duplicate_layers_are_refused(tmp_path):
+    # they gave colliding TensorBoard tags
+    x = np.random.default_rng(0).random((64, 64)).astype("float32")
+    cb = LayerSimilarity(x, layers=["d1", "d1"], log_dir=tmp_path)
+    with pytest.raises(ValueError, match="`layers` names the same layer"):
+        _model().fit(x, np.zeros(64), epochs=1, verbose=0, callbacks=[cb])

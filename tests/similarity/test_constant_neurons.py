@@ -17,8 +17,8 @@ from keras_heuristics.similarity import pairwise_matrix
 from keras_heuristics.similarity.canonical import cca
 from keras_heuristics.similarity.canonical import pwcca
 from keras_heuristics.similarity.canonical import svcca
-from keras_heuristics.similarity.kernel_alignment import linear_cka
-from keras_heuristics.similarity.kernel_alignment import rbf_cka
+from keras_heuristics.similarity.cka import linear_cka
+from keras_heuristics.similarity.cka import rbf_cka
 from tests.similarity import _data
 
 

@@ -9,7 +9,7 @@ from keras_heuristics.similarity.canonical import cca
 from keras_heuristics.similarity.canonical import pwcca
 from keras_heuristics.similarity.canonical import svcca
 from keras_heuristics.similarity.capture import layer_names
-from keras_heuristics.similarity.kernel_alignment import linear_cka
+from keras_heuristics.similarity.cka import linear_cka
 from keras_heuristics.similarity.matrix import pairwise_matrix
 from keras_heuristics.similarity.matrix import similarity_matrix
 from keras_heuristics.similarity.spatial import reduce_spatial
@@ -64,23 +64,15 @@ def _related(rng, dx, dy, n=300):
     return x, y.astype("float32")
 
 
-def test_pwcca_matrix_mixes_routes_per_representation():
-    # a representation that fails the covariance route's checks (a neuron
-    # that nearly copies another) takes the general route in every cell it
-    # is in, whatever route the other side took. The copy differs by 1e-6,
-    # under the QR route's rank guard (1e-5): at 1e-4 the float32 Cholesky
-    # of the correlation matrix fails on some CPUs and holds on others
-    # (AVX-512), which then rightly take the QR route.
-    from keras_heuristics.similarity import _pwcca
-
+def test_pwcca_matrix_with_an_ill_conditioned_representation():
+    # a neuron that nearly copies another (1e-6 apart, under the rank
+    # guard) sends that representation through the QR whitening; every
+    # cell still equals the pair function, in both orders
     rng = np.random.default_rng(0)
     x, y = _related(rng, 8, 9)
     bad = np.concatenate(
         [x, x[:, :1] + 1e-6 * rng.standard_normal((300, 1))], axis=1
     ).astype("float32")
-    if _pwcca.applies():
-        sides = _pwcca.sides([x, bad, y])
-        assert sides[0] is not None and sides[1] is None
     m = pairwise_matrix([x, bad], [y, x], metric="pwcca")
     for i, a in enumerate([x, bad]):
         for j, b in enumerate([y, x]):
@@ -314,7 +306,7 @@ def test_svcca_matrix_both_whitening_routes_against_float64():
     # Gram's eigenvalues, wider ones re-whitened from the projection: a
     # matrix mixing both (flat ReLU layers and power-law ones, whose kept
     # directions' variances span far more) against float64 NumPy SVCCA.
-    from keras_heuristics.similarity import _svcca
+    from keras_heuristics.similarity import _linalg
 
     rng = np.random.default_rng(3)
     x = np.maximum(rng.standard_normal((1000, 24)), 0)
@@ -331,10 +323,50 @@ def test_svcca_matrix_both_whitening_routes_against_float64():
         k = int(np.sum(np.cumsum(lam) / lam.sum() < 0.99 - 1e-7)) + 1
         return lam[0] / lam[k - 1]
 
-    limit = _svcca.DIRECT_MAX_CONDITION
+    limit = _linalg.GRAM_MAX_CONDITION
     assert [kept_span(a) <= limit for a in acts] == [True, True, False, False]
     m = pairwise_matrix(acts, metric="svcca", keep=0.99)
     for i, a in enumerate(acts):
         for j, b in enumerate(acts):
             want = 1.0 if i == j else _data.exact_svcca(a, b, 0.99)
             assert abs(m[i, j] - want) < 2e-5, (i, j, m[i, j], want)
+
+
+@pytest.mark.parametrize("metric", ["svcca", "cca", "pwcca", "linear_cka"])
+@pytest.mark.parametrize("examples", [1, 2])
+def test_too_few_probe_examples_are_refused(metric, examples, probe):
+    # 1 example recorded 0 and 2 examples 1 for every pair of layers
+    a, b = _net(0), _net(1)
+    with pytest.raises(ValueError, match="`data` must hold at least 3"):
+        similarity_matrix(a, b, probe[:examples], metric=metric)
+
+
+def test_cca_matrix_with_more_neurons_than_examples_is_refused(probe):
+    # PWCCA gave 1.0 (TensorFlow, PyTorch) or a shape error (JAX)
+    a = _net(0)
+    for metric in ("cca", "pwcca"):
+        with pytest.raises(ValueError, match="layer 'c1'.*`data`"):
+            similarity_matrix(a, a, probe[:3], metric=metric)
+    rng = np.random.default_rng(0)
+    acts = [rng.random((5, 8)).astype("float32") for _ in range(2)]
+    with pytest.raises(ValueError, match="more examples than neurons"):
+        pairwise_matrix(acts, metric="pwcca")
+
+
+def test_errors_name_the_public_arguments(probe):
+    a = _net(0)
+    with pytest.raises(ValueError, match="`spatial_mode`"):
+        similarity_matrix(a, a, probe, spatial_mode="resize")
+    with pytest.raises(ValueError, match="`layers_a` names the same layer"):
+        similarity_matrix(a, a, probe, layers_a=["d1", "c1", "d1"])
+
+
+def test_an_endless_generator_is_refused(probe, monkeypatch):
+    import itertools
+
+    from keras_heuristics.similarity import capture
+
+    monkeypatch.setattr(capture, "MAX_PROBE_EXAMPLES", 100)
+    endless = (probe[:8] for _ in itertools.count())
+    with pytest.raises(ValueError, match="more than 100 examples"):
+        similarity_matrix(_net(0), _net(1), endless)

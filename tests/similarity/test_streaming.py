@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_heuristics.similarity.kernel_alignment import linear_cka
+from keras_heuristics.similarity.cka import linear_cka
 from keras_heuristics.similarity.streaming import StreamingCKA
 from tests.similarity import _data
 
@@ -95,3 +95,23 @@ def test_large_and_small_activations_keep_the_scale_free_value(
             acc.update(x[start : start + 100] * factor, y[start : start + 100])
         values.append(float(keras.ops.convert_to_numpy(acc.result())))
     assert abs(values[1] - values[0]) < 1e-4
+
+
+@pytest.mark.parametrize("factor", [1e5, 1e-5, 2.0**32])
+def test_minibatch_batches_of_very_different_scales(factor):
+    # a later batch 1e5 times the first gave 0.0 on PyTorch and JAX (a
+    # float32 product of the accumulated statistics overflowed)
+    x, y = _data.pair("linear", n=300, d=10)
+    acc = StreamingCKA()
+    xy = xx = yy = 0.0
+    for i, start in enumerate(range(0, 300, 100)):
+        scale = factor if i == 1 else 1.0
+        xb = x[start : start + 100].astype(np.float64) * scale
+        yb = y[start : start + 100].astype(np.float64) * scale
+        acc.update(xb.astype("float32"), yb.astype("float32"))
+        k, lk = xb @ xb.T, yb @ yb.T
+        xy += _hsic_u(k, lk)
+        xx += _hsic_u(k, k)
+        yy += _hsic_u(lk, lk)
+    want = xy / np.sqrt(xx * yy)
+    assert abs(float(keras.ops.convert_to_numpy(acc.result())) - want) < 1e-4

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from keras_heuristics.similarity.kernel_alignment import linear_cka
-from keras_heuristics.similarity.kernel_alignment import rbf_cka
+from keras_heuristics.similarity.cka import linear_cka
+from keras_heuristics.similarity.cka import rbf_cka
 from tests.similarity import _data
 
 # Reference numbers: google-research representation_similarity/Demo.ipynb

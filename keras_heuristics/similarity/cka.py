@@ -6,23 +6,12 @@ representations and `H = I - 11ᵀ/n`,
 `CKA(K, L) = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))`,
 `HSIC(K, L) ∝ tr(K H L H)`.
 
-For the linear kernel this is computed in feature space (Kornblith et al.,
-eq. 2), `‖ȲᵀX̄‖²_F / (‖X̄ᵀX̄‖_F ‖ȲᵀȲ‖_F)`, which costs three `d x d` Gram
-products instead of `n x n` matrices; when there are fewer examples than
-features the Gram-space form is used instead (same value).
-
-The *debiased* estimator replaces HSIC by the U-statistic of Song et al.
-(2012), computed as in Kornblith's code: in feature space
-
-`HSIC_u ∝ ‖X̄ᵀȲ‖²_F - n/(n-2) r_xᵀ r_y + ‖X̄‖²_F ‖Ȳ‖²_F / ((n-1)(n-2))`,
-
-with `r` the squared row norms of the centred features, and in Gram space
-by U-centring (Székely and Rizzo): zero the diagonal, subtract
-`m_i + m_j` with `m = colsum / (n-2) - Σ colsum / (2(n-1)(n-2))`, and zero
-the diagonal again. It can be negative.
-
-A constant representation has zero HSIC with itself; CKA is then reported
-as 0 (no NaN).
+The linear kernel is computed in feature space (Kornblith et al., eq. 2),
+`‖ȲᵀX̄‖²_F / (‖X̄ᵀX̄‖_F ‖ȲᵀȲ‖_F)`, or in Gram space when there are fewer
+examples than features (same value). The *debiased* estimator replaces
+HSIC by the U-statistic of Song et al. (2012) as in Kornblith's code (in
+Gram space by U-centring); it can be negative. A constant representation
+has zero HSIC with itself; CKA then reads 0.
 
 References:
     - Kornblith, Norouzi, Lee and Hinton, "Similarity of Neural Network
@@ -38,15 +27,16 @@ from keras import ops
 
 from keras_heuristics import _validation
 from keras_heuristics.similarity import _inputs
+from keras_heuristics.similarity import _linalg
 
 
-def _ratio(num, den_x, den_y):
+def ratio(num, den_x, den_y):
     den = ops.sqrt(ops.maximum(den_x, 0.0) * ops.maximum(den_y, 0.0))
     safe = ops.where(den > 0, den, 1.0)
     return ops.cast(ops.where(den > 0, num / safe, 0.0), "float32")
 
 
-def _debias(xty, rx, ry, sx, sy, n):
+def debias(xty, rx, ry, sx, sy, n):
     """Kornblith's feature-space debiasing helper."""
     return (
         xty
@@ -55,55 +45,35 @@ def _debias(xty, rx, ry, sx, sy, n):
     )
 
 
-def _safe_scale(total):
-    """`total`, and 1 where it is 0 (a constant representation). Callers
-    divide by it rather than multiply by its inverse, which underflows in
-    float32 for totals beyond about 1e38."""
+def safe_scale(total):
+    """`total`, and 1 where it is 0 (a constant representation)."""
     return ops.where(total > 0, total, 1.0)
 
 
 class FeatureStats:
     """Per-representation statistics for feature-space linear CKA.
 
-    Every statistic is divided by the matching power of `‖X̄‖²_F`, the
-    trace of the Gram (CKA does not change when a side is scaled): the
-    sums of squared Gram entries grow as the fourth power of the
-    activations, and in float32 (JAX's default) they overflowed for
-    activations of about 1e7 (n=10,000, d=512), giving 0 or NaN instead of
-    the scale-free value. The Gram product itself would overflow at about
-    1e17; the public functions rescale such inputs first
-    (`_inputs.finite_and_scaled`). With `unit=True` (a matrix, where one
-    representation meets many) the centred activations themselves are
-    divided by `‖X̄‖_F` once, so that no cell pays for the scaling.
+    The centred activations are divided by `‖X̄‖_F` (CKA is scale-free):
+    squared Gram entries grow as the fourth power of the activations and
+    would leave float32's range. Constant neurons are masked.
     """
 
-    def __init__(self, x, means=None, unit=False):
+    def __init__(self, x):
         self.n = int(x.shape[0])
-        if means is None:
-            means = ops.mean(x, axis=0)
+        means = ops.mean(x, axis=0)
         centred = x - means[None, :]
-        g = _inputs.gram(centred)
-        # constant neurons (centring noise) count for nothing: masked in
-        # every statistic rather than zeroed in `centred` (no pass over x)
-        self.mask = _inputs.live_mask(ops.diagonal(g), means, self.n)
+        g = _linalg.gram(centred)
+        self.mask = _linalg.live_mask(ops.diagonal(g), means, self.n)
         g = g * self.mask[:, None] * self.mask[None, :]
-        scale = _safe_scale(ops.trace(g))
+        scale = safe_scale(ops.trace(g))
         self.self_dot = ops.sum(ops.square(g / scale))
-        if unit:
-            self.centred = centred / ops.cast(ops.sqrt(scale), "float32")
-            self.scale = self.norm = None
-        else:
-            self.centred = centred
-            self.scale, self.norm = scale, ops.sqrt(scale)
+        self.centred = centred / ops.cast(ops.sqrt(scale), "float32")
 
     @functools.cached_property
-    def row_sq(self):
-        # only the debiased estimator needs these (one more pass over x)
+    def row_sq(self):  # the debiased estimator's squared row norms
         live = ops.cast(self.mask, "float32")[None, :]
-        rows = ops.cast(
-            ops.sum(ops.square(self.centred) * live, axis=1), _inputs.wide()
-        )
-        return rows if self.scale is None else rows / self.scale
+        rows = ops.sum(ops.square(self.centred) * live, axis=1)
+        return ops.cast(rows, _linalg.wide())
 
     @functools.cached_property
     def total_sq(self):
@@ -111,19 +81,15 @@ class FeatureStats:
 
 
 def linear_cka_from_stats(a, b, debiased=False):
-    cross = _inputs.gram(a.centred, b.centred)
-    cross = cross * a.mask[:, None] * b.mask[None, :]
-    for side in (a, b):
-        if side.norm is not None:
-            cross = cross / side.norm
-    xy = ops.sum(ops.square(cross))
+    cross = _linalg.gram(a.centred, b.centred)
+    xy = ops.sum(ops.square(cross * a.mask[:, None] * b.mask[None, :]))
     if not debiased:
-        return _ratio(xy, a.self_dot, b.self_dot)
+        return ratio(xy, a.self_dot, b.self_dot)
     n = a.n
-    num = _debias(xy, a.row_sq, b.row_sq, a.total_sq, b.total_sq, n)
-    dx = _debias(a.self_dot, a.row_sq, a.row_sq, a.total_sq, a.total_sq, n)
-    dy = _debias(b.self_dot, b.row_sq, b.row_sq, b.total_sq, b.total_sq, n)
-    return _ratio(num, dx, dy)
+    num = debias(xy, a.row_sq, b.row_sq, a.total_sq, b.total_sq, n)
+    dx = debias(a.self_dot, a.row_sq, a.row_sq, a.total_sq, a.total_sq, n)
+    dy = debias(b.self_dot, b.row_sq, b.row_sq, b.total_sq, b.total_sq, n)
+    return ratio(num, dx, dy)
 
 
 def centre_gram(k, debiased=False):
@@ -143,18 +109,18 @@ def centre_gram(k, debiased=False):
 
 def cka_from_grams(kc, lc):
     """CKA of two already (U-)centred Gram matrices."""
-    return _ratio(ops.sum(kc * lc), ops.sum(kc * kc), ops.sum(lc * lc))
+    return ratio(ops.sum(kc * lc), ops.sum(kc * kc), ops.sum(lc * lc))
 
 
 def linear_gram(x):
     """The centred linear Gram `X̄X̄ᵀ` in the wide float, divided by its
     trace (CKA is scale-free; see `FeatureStats`)."""
-    xc = _inputs.centre_live(x)
-    k = ops.cast(ops.matmul(xc, ops.transpose(xc)), _inputs.wide())
-    return k / _safe_scale(ops.trace(k))
+    xc = _linalg.centre_live(x)
+    k = ops.cast(ops.matmul(xc, ops.transpose(xc)), _linalg.wide())
+    return k / safe_scale(ops.trace(k))
 
 
-def _check_debiased(debiased, n):
+def check_debiased(debiased, n):
     if not isinstance(debiased, bool):
         raise TypeError(
             f"Argument `debiased` must be a bool. Received: debiased={debiased!r}"
@@ -190,18 +156,15 @@ def linear_cka(x, y, debiased=False):
         Kornblith et al., "Similarity of Neural Network Representations
         Revisited", ICML 2019.
     """
-    x, y = _inputs.check_pair(x, y, rescale=True)
-    mx, my = ops.mean(x, axis=0), ops.mean(y, axis=0)
+    x, y = _inputs.scaled_pair(x, y)[:2]
     n = int(x.shape[0])
-    _check_debiased(debiased, n)
+    check_debiased(debiased, n)
     if n * n < int(x.shape[1]) * int(y.shape[1]):
         return cka_from_grams(
             centre_gram(linear_gram(x), debiased),
             centre_gram(linear_gram(y), debiased),
         )
-    return linear_cka_from_stats(
-        FeatureStats(x, mx), FeatureStats(y, my), debiased
-    )
+    return linear_cka_from_stats(FeatureStats(x), FeatureStats(y), debiased)
 
 
 def rbf_gram(x, sigma=None, threshold=1.0):
@@ -210,8 +173,8 @@ def rbf_gram(x, sigma=None, threshold=1.0):
     With `sigma=None`, `σ = threshold * sqrt(median ‖x_i - x_j‖²)` over all
     `n²` pairs including the zero diagonal (Kornblith's heuristic).
     """
-    xc = _inputs.centre(x)
-    dots = ops.cast(ops.matmul(xc, ops.transpose(xc)), _inputs.wide())
+    xc = x - ops.mean(x, axis=0, keepdims=True)
+    dots = ops.cast(ops.matmul(xc, ops.transpose(xc)), _linalg.wide())
     sq = ops.diagonal(dots)
     d2 = ops.maximum(sq[:, None] + sq[None, :] - 2.0 * dots, 0.0)
     if sigma is None:
@@ -248,7 +211,7 @@ def rbf_cka(x, y, sigma=None, threshold=1.0, debiased=False):
         Kornblith et al., ICML 2019, section 3 and appendix.
     """
     x, y, fx, fy = _inputs.scaled_pair(x, y)
-    _check_debiased(debiased, int(x.shape[0]))
+    check_debiased(debiased, int(x.shape[0]))
     if sigma is not None:
         sigma = _validation.check_positive("sigma", sigma)
     threshold = _validation.check_positive("threshold", threshold)
