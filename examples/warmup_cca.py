@@ -176,7 +176,6 @@ def run_cell(cell, cell_dir):
         y,
         batch_size=batch,
         epochs=params["epochs"],
-        validation_data=(x_test, y_test),
         verbose=0,
         callbacks=trackers + extra,
     )
@@ -191,7 +190,7 @@ def run_cell(cell, cell_dir):
         "vs_previous": np.asarray(previous.values, float).tolist(),
         "instability": np.nanmean(instability, axis=1).tolist(),
         "test_accuracy": common.accuracy(model, x_test, y_test),
-        "val_accuracy": history.history["val_accuracy"],
+        "train_accuracy": history.history["accuracy"],
         "final_train_loss": history.history["loss"][-1],
     }
 
