@@ -118,13 +118,18 @@ def accuracy(model, x, y, batch_size=500):
 
 
 def write_json(path, value):
-    """Writes JSON atomically (a temporary file, then `os.replace`)."""
+    """Writes JSON atomically (see `write_text`)."""
+    write_text(path, json.dumps(value, indent=2, default=_plain))
+
+
+def write_text(path, text):
+    """Writes a file atomically (a temporary file, then `os.replace`)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
     try:
         with os.fdopen(handle, "w") as f:
-            json.dump(value, f, indent=2, default=_plain)
+            f.write(text)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -224,11 +229,9 @@ class Setup:
             model, make_model = resolve_model_flag(model)
         if model is not None:
             check_choice("model", model, models_lib.MODELS)
-        self.seeds = check_seeds(
-            seeds if seeds is not None else (2 if quick else 5)
-        )
-        if preset == "paper" and seeds is None:
-            self.seeds = 3
+        if seeds is None:
+            seeds = 3 if preset == "paper" else (2 if quick else 5)
+        self.seeds = check_seeds(seeds)
         self.data_spec, self.input_shape, self.num_classes = source(
             dataset, data, data_dir, num_samples
         )
@@ -274,11 +277,6 @@ class Setup:
     def family_spec(self, family, width):
         """A family at another width (a teacher), checked like the rest."""
         return self._family(family, width)
-
-
-def setup(*args):
-    """`Setup(*args)`: checks every choice before any training."""
-    return Setup(*args)
 
 
 def main(run, default_logdir):

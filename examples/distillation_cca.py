@@ -348,7 +348,7 @@ def run(
         students (`students`, and `small_students` for a model family) to
         its gains, intervals and verdicts.
     """
-    setup = common.setup(
+    setup = common.Setup(
         preset,
         quick,
         dataset,

@@ -200,8 +200,7 @@ def run(logdir, only=None, **options):
         {"context": context, "rows": rows, "seconds": seconds},
     )
     text = markdown(rows, context)
-    with open(os.path.join(logdir, "findings.md"), "w") as f:
-        f.write(text)
+    common.write_text(os.path.join(logdir, "findings.md"), text)
     print("\n" + text)
     return rows
 

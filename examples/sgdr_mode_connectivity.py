@@ -446,7 +446,6 @@ def _plot(summary, records, configs, path):
             if f"sgdr_line_{key}" not in entry:
                 continue
             labels.append(name)
-            pairs = len(entry[f"sgdr_line_{key}"])
             cis = [
                 entry[f"sgdr_line_{key}"][-1],
                 entry[f"sgd_line_{key}"][-1],
@@ -468,7 +467,6 @@ def _plot(summary, records, configs, path):
                     ha="center",
                     fontsize=7,
                 )
-            del pairs
         axis.set_xticks(range(len(labels)))
         axis.set_xticklabels(labels, fontsize=8)
         axis.axhline(0, color="grey", lw=0.5)
@@ -519,7 +517,7 @@ def run(
     Returns:
         The summary dict written to `results.json`.
     """
-    setup = common.setup(
+    setup = common.Setup(
         preset,
         quick,
         dataset,

@@ -382,7 +382,7 @@ def run(
     Returns:
         The summary dict written to `results.json`.
     """
-    setup = common.setup(
+    setup = common.Setup(
         preset,
         quick,
         dataset,
