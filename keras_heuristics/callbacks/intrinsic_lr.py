@@ -82,26 +82,60 @@ def _norm_and_angle(after, before):
     return norm, 2.0 * math.atan2(apart, along)
 
 
-def equilibrium_angular_update(intrinsic_lr, optimizer):
+def equilibrium_angular_update(
+    learning_rate, optimizer, weight_decay=0.0, l2_decay=0.0
+):
     """Predicted angular update per step at equilibrium, in radians.
 
-    For SGD with weight decay on a scale-invariant weight,
-    `||w_{t+1}||^2 = (1 - eta lambda)^2 ||w_t||^2 + eta^2 ||g_t||^2` with
-    `||g_t|| = G / ||w_t||`; at equilibrium the angular update is
-    `sqrt(2 eta lambda)`, and `sqrt(2 eta lambda / (1 + beta))` with
-    heavy-ball momentum `beta`. For the Adam family, whose update has a
-    norm independent of `||w||`, the same balance gives
-    `sqrt(2 eta lambda (1 - beta_1) / (1 + beta_1))` for uncorrelated
-    gradients. (Derived under a random-walk model, after Wan et al. 2020
-    and Kosson et al. 2023.)
+    For a scale-invariant weight `w` the gradient is orthogonal to `w` with
+    norm `G / ||w||`. With heavy-ball momentum `beta`, a gradient's step
+    adds up to `eta g / (1 - beta)` over the following steps, orthogonal
+    to `w`, while decay shrinks `||w||^2` by `2 eta lambda ||w||^2` a step,
+    where decay inside the gradient (an L2 penalty, `l2_decay`) is
+    amplified by momentum like the gradient and decoupled decay
+    (`weight_decay`, `w -= eta lambda w`) is not:
+
+        2 eta (lambda_c / (1 - beta) + lambda_d) ||w||^2
+            = eta^2 G^2 / ((1 - beta)^2 ||w||^2).
+
+    The step itself, `eta m` with `E||m||^2 = G^2 / ((1 - beta^2) ||w||^2)`
+    for uncorrelated gradients, then turns `w` by
+
+        sqrt(2 eta (lambda_c + (1 - beta) lambda_d) / (1 + beta)),
+
+    which is Li, Lyu & Arora's `sqrt(2 eta lambda)` without momentum and
+    `sqrt(2 eta lambda / (1 + beta))` for PyTorch's coupled weight decay.
+    Keras' `SGD(weight_decay=...)` is decoupled, hence the factor
+    `1 - beta` there. For the Adam family, whose update has a norm
+    independent of `||w||`, the same balance gives
+    `sqrt(2 eta lambda (1 - beta_1) / (1 + beta_1))` with
+    `lambda = lambda_d + lambda_c` (exact for decoupled decay; an L2
+    penalty is normalised with the gradient and has no closed form). Both
+    forms are checked against a random-walk simulation in the tests.
+
+    Args:
+        learning_rate: `eta`, >= 0.
+        optimizer: The (Keras) optimizer whose momentum applies.
+        weight_decay: Decoupled decay `lambda_d` (`w -= eta lambda_d w`).
+        l2_decay: Decay inside the gradient, `lambda_c` (`g += lambda_c w`;
+            Keras' `L2(l2)` penalty gives `lambda_c = 2 l2`).
+
+    References:
+        Li, Lyu & Arora, NeurIPS 2020. Wan et al., "Spherical Motion
+        Dynamics", 2020. Kosson et al., "Rotational Equilibrium", 2023.
     """
     optimizer = getattr(optimizer, "inner_optimizer", optimizer)
-    value = 2.0 * max(intrinsic_lr, 0.0)
+    eta = max(float(learning_rate), 0.0)
+    coupled = max(float(l2_decay), 0.0)
+    decoupled = max(float(weight_decay), 0.0)
     if isinstance(optimizer, keras.optimizers.Adam):
         beta = float(optimizer.beta_1)
-        value *= (1.0 - beta) / (1.0 + beta)
+        value = 2.0 * eta * (coupled + decoupled) * (1 - beta) / (1 + beta)
     elif isinstance(optimizer, keras.optimizers.SGD):
-        value /= 1.0 + float(optimizer.momentum)
+        beta = float(optimizer.momentum)
+        value = 2.0 * eta * (coupled + (1 - beta) * decoupled) / (1 + beta)
+    else:
+        value = 2.0 * eta * (coupled + decoupled)
     return math.sqrt(value)
 
 
@@ -115,7 +149,8 @@ class IntrinsicLR(keras.callbacks.Callback):
     by the intrinsic learning rate `eta * lambda`, in about
     `O(1 / (eta lambda))` steps; at equilibrium the angular update per step
     is `sqrt(2 eta lambda)` (see `equilibrium_angular_update` for the
-    momentum corrections). For each tracked weight the callback logs, every
+    momentum corrections, which differ for decoupled weight decay and an L2
+    penalty). For each tracked weight the callback logs, every
     `every_n_steps` steps, in `log_dir/train` under
     `intrinsic_lr/<layer>/`:
 
@@ -218,12 +253,14 @@ class IntrinsicLR(keras.callbacks.Callback):
         return [(layer.name, layer) for layer in layers]
 
     def _decay(self, layer):
-        decay = 2.0 * _l2_of(getattr(layer, "kernel_regularizer", None))
+        """`(decoupled, coupled)` decay of the layer's kernel."""
+        coupled = 2.0 * _l2_of(getattr(layer, "kernel_regularizer", None))
         optimizer = self._optimizer
         weight_decay = getattr(optimizer, "weight_decay", None)
+        decoupled = 0.0
         if weight_decay and optimizer._use_weight_decay(layer.kernel):
-            decay += float(weight_decay)
-        return decay
+            decoupled = float(weight_decay)
+        return decoupled, coupled
 
     def _learning_rate(self, step):
         rate = self._optimizer._learning_rate
@@ -259,7 +296,8 @@ class IntrinsicLR(keras.callbacks.Callback):
             # warning on every measurement) on PyTorch
             after = ops.stop_gradient(layer.kernel.value)
             norm, angle = _norm_and_angle(after, before)
-            intrinsic = rate * self._decay(layer)
+            decoupled, coupled = self._decay(layer)
+            intrinsic = rate * (decoupled + coupled)
             reference = self._reference.get(name)
             if reference is None or abs(intrinsic - reference) > (
                 self.change_tolerance * abs(reference)
@@ -273,7 +311,7 @@ class IntrinsicLR(keras.callbacks.Callback):
                 "angular_update": angle,
                 "intrinsic_lr": intrinsic,
                 "predicted_angular_update": equilibrium_angular_update(
-                    intrinsic, self._optimizer
+                    rate, self._optimizer, decoupled, coupled
                 ),
                 "time_since_change": elapsed * intrinsic,
             }

@@ -159,11 +159,60 @@ def test_learning_rate_change_restarts_the_clock():
     )
 
 
-def test_adam_equilibrium():
-    adam = keras.optimizers.AdamW(1e-3, weight_decay=0.1, beta_1=0.9)
-    assert equilibrium_angular_update(1e-4, adam) == pytest.approx(
-        math.sqrt(2e-4 * 0.1 / 1.9)
+def _random_walk_angle(eta, beta, decoupled, coupled, adam=False, d=256):
+    """Mean per-step angle of a scale-invariant weight driven by isotropic
+    gradients orthogonal to it (norm 1 / ||w||), at equilibrium: a
+    closed-form random walk, simulated in float64."""
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=d)
+    m = np.zeros(d)
+    v = np.zeros(d)
+    steps = int(12 / (eta * (decoupled + coupled)))
+    angles = []
+    for t in range(1, steps + 1):
+        g = rng.normal(size=d)
+        g -= (g @ w) / (w @ w) * w
+        g /= np.linalg.norm(w)
+        g += coupled * w
+        if adam:
+            m = beta * m + (1 - beta) * g
+            v = 0.999 * v + 0.001 * g * g
+            step = (m / (1 - beta**t)) / np.sqrt(v / (1 - 0.999**t))
+        else:
+            m = beta * m + g
+            step = m
+        new = w - eta * step - eta * decoupled * w
+        if t > 0.6 * steps:
+            cos = new @ w / (np.linalg.norm(new) * np.linalg.norm(w))
+            angles.append(math.acos(min(1.0, cos)))
+        w = new
+    return float(np.mean(angles))
+
+
+@pytest.mark.parametrize(
+    "eta, beta, decoupled, coupled",
+    [
+        (0.1, 0.0, 5e-3, 0.0),
+        (0.1, 0.9, 0.0, 5e-3),  # PyTorch's weight decay: sqrt(2 eta l / 1.9)
+        (0.1, 0.9, 5e-3, 0.0),  # Keras' decoupled decay: a 1 - beta factor
+        (0.4, 0.5, 1e-3, 1e-3),
+    ],
+)
+def test_sgd_equilibrium_matches_a_random_walk(eta, beta, decoupled, coupled):
+    sgd = keras.optimizers.SGD(eta, momentum=beta)
+    predicted = equilibrium_angular_update(
+        eta, sgd, weight_decay=decoupled, l2_decay=coupled
     )
+    simulated = _random_walk_angle(eta, beta, decoupled, coupled)
+    assert predicted == pytest.approx(simulated, rel=0.01)
+
+
+def test_adam_equilibrium_matches_a_random_walk():
+    adam = keras.optimizers.AdamW(2e-3, weight_decay=0.1, beta_1=0.5)
+    predicted = equilibrium_angular_update(2e-3, adam, weight_decay=0.1)
+    assert predicted == pytest.approx(math.sqrt(2 * 2e-4 * 0.5 / 1.5))
+    simulated = _random_walk_angle(2e-3, 0.5, 0.1, 0.0, adam=True)
+    assert predicted == pytest.approx(simulated, rel=0.01)
 
 
 def test_detection_from_the_graph():
