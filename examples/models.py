@@ -13,9 +13,15 @@ readable name, so that the layer-similarity panels read well.
 | `vgg_bn` | `vgg` with batch normalization after every convolution | 16 / 64 |
 | `resnet` | pre-activation ResNet, 3 stages of 1 (1-D) or 2 (2-D) blocks | 16 / 16 |
 | `mlp` | `dense1`, `dense2` (100 units), logits | 100 |
+| `fcn` | 4 ReLU layers `dense1`..`dense4`, He init, logits (standard parameterisation) | 256 |
+| `fcn_mup` | `fcn` with its readout scaled by `1 / sqrt(width)` (a muP-like readout) | 256 |
+| `fcn_bn` | 3 blocks `dense{i}` (no bias), `bn{i}`, `relu{i}`; logits | 128 |
 
-`vgg_bn` and `resnet` carry batch normalization, whose statistics mode
-connectivity must recompute along a path.
+`vgg_bn`, `resnet` and `fcn_bn` carry batch normalization, whose
+statistics mode connectivity must recompute along a path; the kernels of
+`fcn_bn`'s `dense{i}` are scale-invariant (the intrinsic-learning-rate
+experiment). `fcn` and `fcn_mup` are Kalra & Barkeshli's fully connected
+networks in their two parameterisations (the warmup phase diagram).
 """
 
 import inspect
@@ -23,7 +29,8 @@ import inspect
 import keras
 import numpy as np
 
-MODELS = ("cnn", "vgg", "vgg_bn", "resnet", "mlp")
+MODELS = ("cnn", "vgg", "vgg_bn", "resnet", "mlp", "fcn", "fcn_mup", "fcn_bn")
+_DENSE_ONLY = ("mlp", "fcn", "fcn_mup", "fcn_bn")
 
 # Default base widths for 1-D and 2-D inputs, and residual blocks per stage.
 _WIDTH = {
@@ -32,6 +39,9 @@ _WIDTH = {
     "vgg_bn": (16, 64),
     "resnet": (16, 16),
     "mlp": (100, 100),
+    "fcn": (256, 256),
+    "fcn_mup": (256, 256),
+    "fcn_bn": (128, 128),
 }
 _RESNET_BLOCKS = (1, 2)
 
@@ -161,6 +171,40 @@ def _mlp(x, width, num_classes):
     return keras.layers.Dense(num_classes, name="logits")(x)
 
 
+def _fcn(x, width, num_classes, mup):
+    """Kalra & Barkeshli's FCN: He fan-in hidden layers, a 1/fan-in readout.
+
+    In the muP-like form the readout's product `W h` is multiplied by
+    `1 / sqrt(width)`, which makes the initial sharpness small: such a
+    network starts training in progressive sharpening, the standard one in
+    sharpness reduction (measured in `examples.warmup_phase_diagram`).
+    """
+    x = keras.layers.Flatten(name="flatten")(x)
+    for i in range(1, 5):
+        x = keras.layers.Dense(
+            width,
+            activation="relu",
+            kernel_initializer=keras.initializers.HeNormal(),
+            name=f"dense{i}",
+        )(x)
+    if mup:
+        # The readout's multiplier, applied to its input: `(W h) / sqrt(n)`.
+        x = keras.layers.Rescaling(width**-0.5, name="readout_scale")(x)
+    readout = keras.initializers.VarianceScaling(1.0, "fan_in", "normal")
+    return keras.layers.Dense(
+        num_classes, kernel_initializer=readout, name="logits"
+    )(x)
+
+
+def _fcn_bn(x, width, num_classes):
+    x = keras.layers.Flatten(name="flatten")(x)
+    for i in range(1, 4):
+        x = keras.layers.Dense(width, use_bias=False, name=f"dense{i}")(x)
+        x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
+        x = keras.layers.ReLU(name=f"relu{i}")(x)
+    return keras.layers.Dense(num_classes, name="logits")(x)
+
+
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -192,16 +236,23 @@ def build(
     - `mlp`: `flatten`, two ReLU layers `dense1`, `dense2` of `width`
       units, `logits`: MNIST-1D's MLP baseline without its residual
       (15,210 parameters for 40 inputs and 10 classes).
+    - `fcn`, `fcn_mup`: `flatten`, four ReLU layers `dense1`..`dense4` of
+      `width` units (He fan-in init), `logits` (fan-in init); `fcn_mup`
+      multiplies the readout's input by `1 / sqrt(width)` in a `Rescaling`
+      layer `readout_scale` (Kalra & Barkeshli, 2024).
+    - `fcn_bn`: `flatten`, three blocks `dense{i}` (no bias), `bn{i}`,
+      `relu{i}` of `width` units, `logits`.
 
     Args:
         name: One of `MODELS`.
         input_shape: Shape of one example: `(length, channels)` for 1-D
             convolutions, `(height, width, channels)` for 2-D; any shape
-            for `mlp`.
+            for `mlp` and the `fcn` families.
         num_classes: Number of classes (units of `logits`), >= 2.
         width: Base width (filters of the first convolutions, or units of
             the MLP's hidden layers); None for the family's default: cnn 32;
-            vgg, vgg_bn 16 in 1-D and 64 in 2-D; resnet 16; mlp 100.
+            vgg, vgg_bn 16 in 1-D and 64 in 2-D; resnet 16; mlp 100;
+            fcn, fcn_mup 256; fcn_bn 128.
         seed: Seed of the initial weights; `keras.utils.set_random_seed` is
             called with it first.
         preprocessing: Optional layer applied to the inputs first, such as
@@ -239,7 +290,7 @@ def build(
             "Argument `input_shape` must be a tuple of positive integers, "
             f"the shape of one example. Received: input_shape={input_shape!r}"
         )
-    if name != "mlp" and len(shape) not in (2, 3):
+    if name not in _DENSE_ONLY and len(shape) not in (2, 3):
         raise ValueError(
             f"Argument `input_shape` must be (length, channels) or (height, "
             f"width, channels) for model={name!r}. Received: "
@@ -264,6 +315,10 @@ def build(
     x = inputs if preprocessing is None else preprocessing(inputs)
     if name == "mlp":
         outputs = _mlp(x, width, num_classes)
+    elif name in ("fcn", "fcn_mup"):
+        outputs = _fcn(x, width, num_classes, mup=name == "fcn_mup")
+    elif name == "fcn_bn":
+        outputs = _fcn_bn(x, width, num_classes)
     else:
         layers = _Layers(rank)
         if name == "cnn":

@@ -1,14 +1,17 @@
-"""Gotmare et al.'s three findings, re-measured over seeds, in one command.
+"""The papers' findings, re-measured over seeds, in one command.
 
     python -m examples.reproduce                 # MNIST-1D, 5 seeds each
     python -m examples.reproduce --quick         # a few minutes
     python -m examples.reproduce --preset paper --data_dir ~/data  # CIFAR-10
     tensorboard --logdir runs/reproduce
 
-Runs `sgdr_mode_connectivity` (finding a: restarts and mode connectivity),
-`warmup_cca` (finding b: warmup and the deep layers' stability) and
-`distillation_cca` (finding c: where distilled knowledge lands), each in
-its own folder under `--logdir`. Every (experiment, configuration, seed)
+Runs Gotmare et al.'s three experiments, `sgdr_mode_connectivity`
+(finding a: restarts and mode connectivity), `warmup_cca` (finding b:
+warmup and the deep layers' stability) and `distillation_cca` (finding c:
+where distilled knowledge lands), then the follow-ups'
+`warmup_phase_diagram` (finding d: Kalra & Barkeshli, why warmup works)
+and `intrinsic_lr` (finding e: Li, Lyu & Arora's intrinsic learning
+rate), each in its own folder under `--logdir`. Every (experiment, configuration, seed)
 cell writes its result atomically when it finishes and a rerun skips the
 finished ones, so an interrupted run resumes where it stopped; the cells
 run as separate processes over the CPU cores. `findings.json` and
@@ -23,14 +26,18 @@ import keras
 
 from examples import common
 from examples import distillation_cca
+from examples import intrinsic_lr
 from examples import sgdr_mode_connectivity
 from examples import stats
 from examples import warmup_cca
+from examples import warmup_phase_diagram
 
 EXPERIMENTS = {
     "sgdr": sgdr_mode_connectivity,
     "warmup": warmup_cca,
     "distillation": distillation_cca,
+    "phase": warmup_phase_diagram,
+    "intrinsic_lr": intrinsic_lr,
 }
 
 
@@ -156,6 +163,155 @@ def findings(results):
                     ),
                 }
             )
+    if "phase" in results:
+        rows.extend(_phase_rows(results["phase"]["summary"]))
+    if "intrinsic_lr" in results:
+        rows.extend(_intrinsic_rows(results["intrinsic_lr"]["summary"]))
+    return rows
+
+
+def _frontier(column):
+    """The largest trained rate as `2**mean [2**low, 2**high]`."""
+    f = column["frontier_log2"]
+    if f is None:
+        return "none trained"
+    text = f"{2 ** f['mean']:.3g}"
+    if f["n"] > 1:
+        text += f" [{2 ** f['low']:.3g}, {2 ** f['high']:.3g}]"
+    return text
+
+
+def _log2_difference(ci):
+    if ci is None:
+        return "not measured"
+    return f"{stats.format_ci(ci)} (log2 units)"
+
+
+def _phase_rows(out):
+    columns, comparisons = out["columns"], out["comparisons"]
+    v = out["verdict"]
+    rows = []
+    for optimizer, unit, limit in (
+        ("sgd", "lambda_0", warmup_phase_diagram.SGD_LIMIT),
+        ("adam", "lambda_0^P", warmup_phase_diagram.ADAM_LIMIT),
+    ):
+        names = sorted(
+            (c for c in columns.values() if c["optimizer"] == optimizer),
+            key=lambda c: (c["warmup"] == "catapult", c["warmup"]),
+        )
+        frontier = "; ".join(
+            f"warmup {c['warmup']}: {_frontier(c)}"
+            for c in names
+            if c["warmup"] != "catapult"
+        )
+        key = f"{optimizer}_longest_minus_no_warmup"
+        rows.append(
+            {
+                "finding": "d",
+                "claim": "longer warmup lets the network train at a larger "
+                "target rate",
+                "experiment": f"{optimizer}: largest trained eta_trgt x "
+                f"{unit} (limit {limit:g}) per warmup length",
+                "measured": f"{frontier}; longest minus no warmup "
+                f"{_log2_difference(comparisons[key])}",
+                "verdict": _verdict([v[key]]),
+            }
+        )
+    rows.append(
+        {
+            "finding": "d",
+            "claim": "GI-Adam moves Adam's frontier as warmup does",
+            "experiment": "no warmup: GI-Adam minus Adam, largest trained rate",
+            "measured": _log2_difference(
+                comparisons["gi_adam_minus_adam_no_warmup"]
+            )
+            + "; Adam longest warmup minus none "
+            + _log2_difference(comparisons["adam_longest_minus_no_warmup"]),
+            "verdict": _verdict([v["gi_adam_minus_adam_no_warmup"]]),
+        }
+    )
+    regimes = out["regimes"]
+    if "standard" in regimes and "mup" in regimes:
+        rows.append(
+            {
+                "finding": "d",
+                "claim": "the parameterisation sets the regime: one starts "
+                "in sharpness reduction, the other in progressive "
+                "sharpening",
+                "experiment": "log(lambda(t) / lambda_0) at step "
+                f"{regimes['standard']['early_step']} of the warmup",
+                "measured": "standard "
+                f"{stats.format_ci(regimes['standard']['log_early_ratio'])}"
+                ", muP-like "
+                f"{stats.format_ci(regimes['mup']['log_early_ratio'])}",
+                "verdict": _verdict([v["two_regimes"]]),
+            }
+        )
+    catapult = next(
+        (c for c in columns.values() if c["warmup"] == "catapult"), None
+    )
+    if catapult is not None:
+        difference = comparisons["catapult_minus_warmup_accuracy"]
+        rows.append(
+            {
+                "finding": "d",
+                "claim": "starting the warmup at the loss-catapult rate "
+                "saves steps without changing the result",
+                "experiment": "SGD, catapult start vs the full warmup it "
+                "replaces, over the trained grid rates",
+                "measured": "eta_c x lambda_0 "
+                f"{stats.format_ci(catapult['critical_multiple'])}; test "
+                "accuracy difference "
+                + (
+                    "not measured"
+                    if difference is None
+                    else stats.format_ci(difference)
+                ),
+                "verdict": _verdict([v["catapult_matches_warmup"]]),
+            }
+        )
+    return rows
+
+
+def _intrinsic_rows(out):
+    v = out["verdict"]
+    rows = [
+        {
+            "finding": "e",
+            "claim": "the angular update reaches the equilibrium "
+            "sqrt(2 eta lambda (1 - beta) / (1 + beta))",
+            "experiment": "BN network, SGD + momentum + decoupled decay, "
+            f"{len(out['configs'])} (eta, lambda) settings",
+            "measured": "measured / predicted "
+            f"{stats.format_ci(out['measured_over_predicted'])}",
+            "verdict": _verdict([v["equilibrium_angle"]]),
+        },
+        {
+            "finding": "e",
+            "claim": "equilibrium is reached in O(1 / (eta lambda)) steps "
+            "(fast equilibrium conjecture)",
+            "experiment": "log-log slope of the steps to 90% of the way to "
+            "equilibrium against 1 / (eta lambda)",
+            "measured": f"slope {stats.format_ci(out['slope'])}",
+            "verdict": _verdict([v["fast_equilibrium"]]),
+        },
+    ]
+    pairs = out["equal_products"]
+    if pairs:
+        rows.append(
+            {
+                "finding": "e",
+                "claim": "equal eta x lambda gives equal equilibrium "
+                "test accuracy",
+                "experiment": "paired difference, larger minus smaller rate",
+                "measured": "; ".join(
+                    f"eta lambda {k}: "
+                    f"{stats.format_ci(p['accuracy_difference'])}"
+                    for k, p in pairs.items()
+                ),
+                "verdict": _verdict([v["equal_products_equal_accuracy"]]),
+            }
+        )
     return rows
 
 
