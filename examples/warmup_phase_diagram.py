@@ -535,9 +535,16 @@ def _plot_grid(summary, params, path):
     """One heatmap per optimizer: final loss over rate x warmup."""
     plt = common.pyplot()
     optimizers = [o for o in OPTIMIZERS if _grid_rows(summary, o, params)]
-    figure, axes = plt.subplots(
-        1, len(optimizers), figsize=(5.2 * len(optimizers), 4.2), squeeze=False
+    catapult = summary["columns"].get(_column_name("sgd", CATAPULT))
+    replaced = summary["columns"].get(
+        _column_name("sgd", params["catapult_warmup"])
     )
+    panels = len(optimizers) + (catapult is not None and replaced is not None)
+    figure, axes = plt.subplots(
+        1, panels, figsize=(5.2 * panels, 4.2), squeeze=False
+    )
+    if panels > len(optimizers):
+        _plot_catapult(axes[0][-1], catapult, replaced)
     for axis, optimizer in zip(axes[0], optimizers):
         names = _grid_rows(summary, optimizer, params)
         columns = [summary["columns"][n] for n in names]
@@ -591,10 +598,11 @@ def _plot_grid(summary, params, path):
                     capsize=3,
                 )
         limit = SGD_LIMIT if optimizer == "sgd" else ADAM_LIMIT
-        edge = np.interp(
-            math.log2(limit), np.log2(multiples), np.arange(len(multiples))
-        )
-        axis.axvline(edge, color="white", ls="--", lw=1.2)
+        if min(multiples) <= limit <= max(multiples):
+            edge = np.interp(
+                math.log2(limit), np.log2(multiples), np.arange(len(multiples))
+            )
+            axis.axvline(edge, color="white", ls="--", lw=1.2)
         axis.set_xticks(range(len(multiples)))
         axis.set_xticklabels([f"{m:g}" for m in multiples], fontsize=8)
         axis.set_yticks(range(len(names)))
@@ -620,6 +628,43 @@ def _plot_grid(summary, params, path):
         tensorboard.writer_for(os.path.dirname(path)),
         "phase_diagram",
     )
+
+
+def _plot_catapult(axis, catapult, replaced):
+    """Test accuracy of the catapult start and of the warmup it replaces."""
+    multiples = [g["multiple"] for g in catapult["grid"]]
+    for k, (column, label) in enumerate(
+        (
+            (replaced, f"linear warmup, {replaced['warmup']} steps"),
+            (catapult, "catapult start"),
+        )
+    ):
+        cis = [g["test_accuracy"] for g in column["grid"]]
+        keep = [i for i, ci in enumerate(cis) if ci is not None]
+        if keep:
+            common.ci_errorbar(
+                axis,
+                np.log2([multiples[i] for i in keep]) + 0.08 * (k - 0.5),
+                [cis[i] for i in keep],
+                label=label,
+                color=f"C{k}",
+            )
+    saved = axis.twinx()
+    saved.plot(
+        np.log2(multiples),
+        [s["mean"] for s in catapult["saved_share"]],
+        color="grey",
+        ls=":",
+        marker=".",
+    )
+    saved.set_ylabel("share of warmup steps saved (dotted)")
+    saved.set_ylim(0, 1.05)
+    axis.set_xticks(np.log2(multiples))
+    axis.set_xticklabels([f"{m:g}" for m in multiples], fontsize=8)
+    axis.set_xlabel("eta_trgt x lambda_0")
+    axis.set_ylabel("test accuracy (mean, 95% CI; finite runs)")
+    axis.set_title("SGD: catapult start vs the full warmup")
+    axis.legend(fontsize=8, loc="lower left")
 
 
 def _plot_regimes(regimes, params, path):
