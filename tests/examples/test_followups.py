@@ -128,11 +128,11 @@ def test_phase_diagram_records_divergence_and_resumes(tmp_path):
 INTRINSIC_PARAMS = dict(
     batch_size=40,
     momentum=0.9,
-    start=[0.1, 0.5],
-    first_steps=12,
     products=[0.05, 0.1],
     rates=[0.1, 0.4],
-    time_units=3.0,  # 60 and 30 steps
+    switch_factor=2.0,
+    first_units=1.0,  # 10 and 5 steps before the switch
+    time_units=3.0,  # 60 and 30 steps after it
     every_n_steps=1,
 )
 
