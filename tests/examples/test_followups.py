@@ -132,6 +132,7 @@ INTRINSIC_PARAMS = dict(
     rates=[0.1, 0.4],
     switch_factor=2.0,
     first_units=1.0,  # 10 and 5 steps before the switch
+    min_first_steps=6,
     time_units=3.0,  # 60 and 30 steps after it
     every_n_steps=1,
 )
