@@ -239,6 +239,7 @@ def run_cell(cell, cell_dir):
         entry = {"multiple": multiple, "rate": target}
         if warmup == CATAPULT:
             length = params["catapult_warmup"]
+            model.set_weights(weights)  # the search starts at initialisation
             _compile(model, _optimizer(optimizer, target))
             critical, schedule = schedules.find_initial_learning_rate(
                 model, batch, target, warmup_steps=length

@@ -17,6 +17,7 @@ import scipy.stats
 from examples import intrinsic_lr
 from examples import reproduce
 from examples import warmup_phase_diagram
+from keras_heuristics import schedules
 from tests.examples.test_reproductions import _blobs
 from tests.examples.test_reproductions import _cell_results
 from tests.examples.test_reproductions import _check_ci
@@ -93,6 +94,24 @@ def test_phase_diagram_records_divergence_and_resumes(tmp_path):
                     # the warmup steps the catapult rate saves
                     assert run["saved_steps"] == pytest.approx(
                         6 * min(1.0, run["critical_rate"] / run["rate"])
+                    )
+        if name == "sgd_catapult":
+            # searched at the seed's initial weights, whatever ran before
+            (x, y), _ = options["data"]
+            for s, seed in enumerate(seeds):
+                model = tiny_mlp(seed=s)
+                model.compile(
+                    optimizer=keras.optimizers.SGD(1.0),
+                    loss=keras.losses.SparseCategoricalCrossentropy(
+                        from_logits=True
+                    ),
+                )
+                for run in seed["runs"]:
+                    expected = schedules.find_initial_learning_rate(
+                        model, (x[:64], y[:64]), run["rate"]
+                    )
+                    assert run["critical_rate"] == pytest.approx(
+                        expected, rel=1e-5
                     )
         # the frontier: the largest trained multiple of each seed, in log2
         frontiers = [
