@@ -308,3 +308,22 @@ def test_check_make_model_errors(make_model, error, match):
 def test_check_make_model_names_the_given_argument():
     with pytest.raises(TypeError, match="`student`"):
         models.check_make_model(lambda: None, (40, 1), 10, argument="student")
+
+
+def test_mup_readout_is_the_standard_one_scaled():
+    # Same seed, same weights (Rescaling has none), zero readout bias: the
+    # muP-like logits are the standard ones times 1 / sqrt(width).
+    x = np.random.default_rng(0).normal(size=(5, 40, 1)).astype("float32")
+    standard = models.build("fcn", (40, 1), 10, width=64, seed=2)
+    mup = models.build("fcn_mup", (40, 1), 10, width=64, seed=2)
+    for a, b in zip(standard.get_weights(), mup.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(
+        mup.predict_on_batch(x),
+        standard.predict_on_batch(x) / 8.0,
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    # He fan-in init of the hidden layers: variance 2 / fan_in
+    kernel = keras.ops.convert_to_numpy(standard.get_layer("dense2").kernel)
+    assert kernel.var() == pytest.approx(2 / 64, rel=0.1)
