@@ -67,8 +67,8 @@ def configurations(preset="cpu", quick=False):
     k = 2 and 3; Adam's sharpness falls fast, so the frontier lies far
     beyond it); the catapult start replaces the 512-step SGD warmup. The
     sharpness is measured on 1,024 training examples. The regime runs warm
-    up to `8 / lambda_0` over 512 steps with the sharpness every 16
-    steps. `paper` (CIFAR-10, the `resnet` family, as Kalra & Barkeshli's
+    up to the initial limit `2 / lambda_0` over 512 steps with the
+    sharpness every 16 steps. `paper` (CIFAR-10, the `resnet` family, as Kalra & Barkeshli's
     WideResNets at a smaller size): batch 128, 20,000 steps, warmups of 0,
     256, 1,024 and 4,096 steps.
     """
@@ -83,7 +83,7 @@ def configurations(preset="cpu", quick=False):
             catapult_warmup=4096,
             optimizers=list(OPTIMIZERS),
             sharpness_examples=1024,
-            regime_rate=8.0,
+            regime_rate=2.0,
             regime_warmup=4096,
             regime_every=64,
         )
@@ -97,7 +97,7 @@ def configurations(preset="cpu", quick=False):
             catapult_warmup=256,
             optimizers=list(OPTIMIZERS),
             sharpness_examples=512,
-            regime_rate=8.0,
+            regime_rate=2.0,
             regime_warmup=256,
             regime_every=16,
         )
@@ -110,7 +110,7 @@ def configurations(preset="cpu", quick=False):
         catapult_warmup=512,
         optimizers=list(OPTIMIZERS),
         sharpness_examples=1024,
-        regime_rate=8.0,
+        regime_rate=2.0,
         regime_warmup=512,
         regime_every=16,
     )
@@ -310,12 +310,16 @@ def run_regime_cell(cell, cell_dir):
     steps = list(tracker.history.get("step", []))
     sharpness = [float(v) for v in tracker.history.get("sharpness", [])]
     rates = [float(keras.ops.convert_to_numpy(schedule(s))) for s in steps]
-    early = params["regime_every"] * max(
-        1, warmup // (8 * params["regime_every"])
-    )
-    ratio = None
-    if early in steps and math.isfinite(sharpness[steps.index(early)]):
-        ratio = sharpness[steps.index(early)] / lambda_0
+    # The regime shows in the first eighth of the warmup, while the rate is
+    # at most an eighth of its target: the mean of log(lambda(t) / lambda_0)
+    # there is < 0 in sharpness reduction, > 0 in progressive sharpening.
+    early = max(params["regime_every"], warmup // 8)
+    logs = [
+        math.log(v / lambda_0)
+        for s, v in zip(steps, sharpness)
+        if 0 < s <= early and math.isfinite(v) and v > 0
+    ]
+    ratio = math.exp(float(np.mean(logs))) if logs else None
     return {
         "initial_sharpness": lambda_0,
         "target_rate": target,
@@ -502,9 +506,7 @@ def summarize(grid_records, regime_records, logdir, params):
         verdict[key] = bool(ci is not None and ci["low"] > 0)
     catapult = comparisons["catapult_minus_warmup_accuracy"]
     verdict["catapult_matches_warmup"] = bool(
-        catapult is not None
-        and catapult["low"] > -CATAPULT_MARGIN
-        and catapult["high"] < CATAPULT_MARGIN
+        catapult is not None and catapult["low"] > -CATAPULT_MARGIN
     )
     reg = summary["regimes"]
     if "standard" in reg and "mup" in reg:
@@ -520,8 +522,8 @@ def summarize(grid_records, regime_records, logdir, params):
     return summary
 
 
-# The catapult start "matches" the warmup it replaces when the 95% interval
-# of the test-accuracy difference lies within +-2 points.
+# The catapult start can replace the warmup (non-inferiority) when the 95%
+# interval of the test-accuracy difference lies above -2 points.
 CATAPULT_MARGIN = 0.02
 
 

@@ -134,6 +134,13 @@ def test_phase_diagram_records_divergence_and_resumes(tmp_path):
         assert result["sharpness"][0] == pytest.approx(
             result["initial_sharpness"], rel=1e-3
         )
+        # the early trend: mean log(lambda / lambda_0) over steps (0, 3]
+        early = [
+            math.log(v / result["initial_sharpness"])
+            for step, v in zip(result["steps"], result["sharpness"])
+            if 0 < step <= 3
+        ]
+        assert result["early_ratio"] == pytest.approx(math.exp(np.mean(early)))
     assert os.path.getsize(tmp_path / "phase_diagram.png") > 1000
     assert os.path.getsize(tmp_path / "warmup_regimes.png") > 1000
     before = _mtimes(root)
