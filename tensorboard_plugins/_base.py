@@ -18,7 +18,8 @@ Routes, under `/data/plugin/<plugin_name>/`:
   one): `{"run", "tag", "content", "steps", "step", "wall_time",
   "values"}`.
 - `series?run=&tag=`: every step at once, for series of vectors
-  (`kind="layers"`): `{"run", "tag", "content", "steps", "values"}`.
+  (`kind="layers"`): `{"run", "tag", "content", "steps", "dtype",
+  "values"}`.
 
 Values are nested lists of numbers, float32 data written with the fewest
 digits that read back exactly; NaN and infinities are the strings `"NaN"`,
@@ -347,6 +348,7 @@ class SummaryPlugin(base_plugin.TBPlugin):
             "steps": [d.step for d in data],
             "step": datum.step,
             "wall_time": datum.wall_time,
+            "dtype": _content.dtype_name(values),
             "values": _content.to_json(values),
         }
 
@@ -364,6 +366,7 @@ class SummaryPlugin(base_plugin.TBPlugin):
             "tag": tag,
             "content": content,
             "steps": [d.step for d in data],
+            "dtype": _content.dtype_name(data[-1].numpy),
             "values": [
                 _content.to_json(self._values(tag, content, d)) for d in data
             ],

@@ -222,6 +222,13 @@ def check_values(content, array):
 NON_FINITE = {"nan": "NaN", "+inf": "Infinity", "-inf": "-Infinity"}
 
 
+def dtype_name(array):
+    """`"float32"` for values the page should round to float32, else
+    `"float64"`."""
+    dtype = np.asarray(array).dtype
+    return "float32" if dtype in (np.float16, np.float32) else "float64"
+
+
 def _number_text(array):
     """Python floats, each the shortest decimal that reads back exactly in
     the array's own precision (float32: at most 9 digits, not 17)."""
