@@ -62,11 +62,12 @@ async function loadRuns() {
   chooseRun(runs.includes(state.run) ? state.run : runs[0], false);
 }
 
-/** TensorBoard reloaded its data: list again, keep the view, follow the
- * newest step if it was shown. */
+/** TensorBoard reloaded its data: list again; when anything changed, redraw
+ * keeping the view and following the newest step if it was shown. */
 async function reload() {
-  cache.clear();
   document.body.dataset.reloads = String(Number(document.body.dataset.reloads ?? 0) + 1);
+  if (!(await listingChanged())) return;
+  cache.clear();
   await loadRuns();
 }
 
@@ -474,3 +475,14 @@ function layersCSV(layers, steps, values, otherSteps) {
   return `${lines.join('\n')}\n`;
 }
 
+
+/** Whether the runs, tags or last steps differ from the shown ones. */
+async function listingChanged() {
+  try {
+    const runs = (await fetchJSON('./tags')).runs;
+    for (const r of Object.keys(runs)) if (!Object.keys(runs[r]).length) delete runs[r];
+    return JSON.stringify(runs) !== JSON.stringify(state.runs);
+  } catch (e) {
+    return true;
+  }
+}

@@ -63,6 +63,7 @@ async function loadRuns() {
 
 async function reload() {
   document.body.dataset.reloads = String(Number(document.body.dataset.reloads ?? 0) + 1);
+  if (!(await listingChanged())) return;
   await loadRuns();
 }
 
@@ -629,4 +630,15 @@ function plane(d, view) {
   return [describe, notice, el('div', { class: 'kh-heatmap' },
     el('div', { class: 'kh-plot' }, canvas, tooltip), colourBar(scale, 300, title, present))]
     .filter(Boolean);
+}
+
+/** Whether the runs, tags or last steps differ from the shown ones. */
+async function listingChanged() {
+  try {
+    const runs = (await fetchJSON('./tags')).runs;
+    for (const r of Object.keys(runs)) if (!Object.keys(runs[r]).length) delete runs[r];
+    return JSON.stringify(runs) !== JSON.stringify(state.runs);
+  } catch (e) {
+    return true;
+  }
 }
