@@ -154,8 +154,10 @@ export function heatmap(values, options) {
   );
   // The plot scrolls when zoomed; the colour bar stays beside it.
   const scroller = el('div', { class: 'kh-scroll' }, plot);
-  scroller.style.maxWidth = `${width}px`;
-  scroller.style.maxHeight = `${Math.max(height, 200)}px`;
+  if (zoom > 1) {
+    scroller.style.maxWidth = `${width}px`;
+    scroller.style.maxHeight = `${Math.max(height, 200)}px`;
+  }
   const node = el('div', { class: 'kh-heatmap' }, scroller, bar);
   node.canvas = canvas;
   return node;

@@ -183,7 +183,7 @@ def full_page_screenshot(driver, plugin, path):
         "return document.documentElement.scrollHeight"
     )
     driver.switch_to.default_content()
-    driver.set_window_size(1280, min(2400, max(900, height + 140)))
+    driver.set_window_size(1280, min(2400, max(900, height + 220)))
     time.sleep(0.3)
     driver.save_screenshot(os.fspath(path))
     enter(driver, plugin)

@@ -669,3 +669,47 @@ def test_view_in_url_and_csv_download(session):
     assert [line.split(",")[0] for line in lines[1:]] == logs.LAYERS
     values = np.array([line.split(",")[1:] for line in lines[1:]], "float32")
     np.testing.assert_array_equal(values, written["matrix"]["independent"][2])
+
+
+# Many runs: matrices side by side on one colour scale.
+
+
+def test_runs_side_by_side_share_one_scale(session):
+    from selenium.webdriver.common.by import By
+
+    driver, url, written, _ = session
+    _open(
+        driver,
+        url,
+        "layer_similarity",
+        run="distilled",
+        tag=MATRIX_TAG,
+        beside='["independent","late"]',
+    )
+    browser.wait_ready(driver, view="matrix")
+    panels = driver.find_elements(By.CSS_SELECTOR, ".kh-beside")
+    assert [p.get_attribute("data-run") for p in panels] == [
+        "distilled",
+        "independent",
+        "late",
+    ]
+    step = logs.STEPS[-1]
+    shown = [
+        written["matrix"]["distilled"][step],
+        written["matrix"]["independent"][step],
+        written["late"][0][3],
+    ]
+    lo, hi = min(m.min() for m in shown), max(m.max() for m in shown)
+    for panel, matrix in zip(panels, shown):
+        bar = panel.find_element(By.CSS_SELECTOR, ".kh-colourbar")
+        assert float(bar.get_attribute("data-lo")) == pytest.approx(lo)
+        assert float(bar.get_attribute("data-hi")) == pytest.approx(hi)
+        canvas = panel.find_element(By.CSS_SELECTOR, ".kh-heatmap-canvas")
+        d = _data(driver, canvas)
+        tip, _ = _hover(
+            driver,
+            canvas,
+            float(d["left"]) + 2.5 * float(d["cellWidth"]),
+            float(d["top"]) + 1.5 * float(d["cellHeight"]),
+        )
+        assert np.float32(tip["value"]) == matrix[1, 2]

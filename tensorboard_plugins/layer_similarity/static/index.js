@@ -5,7 +5,7 @@
 
 import { heatmap, matrixCSV, matrixSVG } from './static/heatmap.js';
 import {
-  canvasBlob, clip, csvNumber, csvText, downloads, el, fetchJSON, fileName, fitScale, iso,
+  canvasBlob, checkbox, clip, csvNumber, csvText, downloads, el, fetchJSON, fileName, fitScale, iso,
   jsonBlob, listRuns, loadStyle, message, onHostReload, readUrlState, select, setReady,
   writeUrlState,
 } from './static/ui.js';
@@ -15,7 +15,7 @@ const PREFIX = 'layer_similarity/';
 const ZOOMS = ['1', '2', '4', '8'];
 const state = {
   runs: {}, run: null, tag: null, minus: '', steps: [], stepIndex: -1, follow: true,
-  scale: 'fit', lo: null, hi: null, filter: '', zoom: '1', token: 0,
+  scale: 'fit', lo: null, hi: null, filter: '', zoom: '1', beside: [], token: 0,
 };
 const cache = new Map();
 const dom = {};
@@ -40,6 +40,11 @@ export async function render() {
     filter: url.filter ?? '',
     zoom: ZOOMS.includes(url.zoom) ? url.zoom : '1',
   });
+  try {
+    state.beside = url.beside ? JSON.parse(url.beside).filter((r) => typeof r === 'string') : [];
+  } catch (e) {
+    state.beside = [];
+  }
   if (url.step != null && /^\d+$/.test(url.step)) {
     state.wantStep = Number(url.step);
     state.follow = false;
@@ -134,6 +139,7 @@ function saveUrl() {
     hi: state.scale === 'fixed' ? String(state.hi) : null,
     filter: state.filter,
     zoom: state.zoom === '1' ? null : state.zoom,
+    beside: state.beside.length ? JSON.stringify(state.beside) : null,
   });
 }
 
@@ -200,6 +206,15 @@ function renderControls() {
     update(false);
   });
   controls.push(el('label', {}, 'Layer filter', filter));
+  const others = Object.keys(state.runs).filter((r) => r !== state.run
+    && state.runs[r][state.tag] && !state.runs[r][state.tag].error);
+  if (tagInfo()?.kind === 'matrix' && !state.minus && others.length) {
+    controls.push(el('span', { class: 'kh-group' }, 'Beside', el('span', { class: 'kh-runs' },
+      ...others.map((run) => checkbox(iso(clip(run, 40)), state.beside.includes(run), (on) => {
+        state.beside = others.filter((r) => (r === run ? on : state.beside.includes(r)));
+        update();
+      }, { 'data-run': run, title: run })))));
+  }
   controls.push(el('label', {}, 'Zoom', select(ZOOMS.map((z) => [z, `${z}x`]), state.zoom, (z) => {
     state.zoom = z;
     update(false);
@@ -327,17 +342,51 @@ async function showMatrix(token) {
   const shown = rowIdx.map((i) => colIdx.map((j) => values[i][j]));
   const rowLabel = c.row_label || 'layers';
   const colLabel = c.col_label || 'layers';
-  dom.info.textContent = `${what}. Each cell: the ${iso(metric)} of a layer of `
-    + `${iso(rowLabel)} (rows, top to bottom in logged order) with a layer of ${iso(colLabel)} `
+  const layerOf = (label) => (label === 'layers' ? 'a layer' : `a layer of ${iso(label)}`);
+  dom.info.textContent = `${what}. Each cell: the ${iso(metric)} of ${layerOf(rowLabel)} `
+    + `(rows, top to bottom in logged order) and ${layerOf(colLabel)} `
     + `(columns, left to right)${c.reference ? `; reference: ${iso(c.reference)}` : ''}`
     + `${rows.length < c.rows.length || cols.length < c.cols.length
       ? `; ${rows.length} of ${c.rows.length} rows and ${cols.length} of ${c.cols.length} `
         + 'columns match the filter' : ''}.`;
-  const scale = scaleOf(shown, Boolean(pair));
+  // Other runs' matrices of the same tag beside it, at their latest step
+  // at or before this one, on one colour scale.
+  const beside = [];
+  if (!pair) {
+    for (const run of state.beside.filter((r) => r !== state.run && state.runs[r]?.[state.tag]
+      && !state.runs[r][state.tag].error)) {
+      let d;
+      try {
+        d = await getData(run, state.tag, { at_or_before: data.step });
+      } catch (e) {
+        beside.push({ run, error: `${iso(run)}: ${e.message}` });
+        continue;
+      }
+      if (!sameNames(d.content.rows, c.rows) || !sameNames(d.content.cols, c.cols)) {
+        beside.push({ run, error: `${iso(run)} names its layers differently.` });
+        continue;
+      }
+      beside.push({ run, step: d.step, values: rowIdx.map((i) => colIdx.map((j) => d.values[i][j])) });
+    }
+    if (token !== state.token) return;
+  }
+  const drawn = beside.filter((b) => b.values);
+  const scale = scaleOf([shown, ...drawn.map((b) => b.values)], Boolean(pair));
+  const room = space();
+  if (drawn.length) room.width = Math.max(240, room.width / (1 + drawn.length) - 100);
   const view = heatmap(shown, {
     rows, cols, rowTitle: rowLabel, colTitle: colLabel,
-    scale, scaleTitle: title, square: true, zoom: Number(state.zoom), ...space(),
+    scale, scaleTitle: title, square: true, zoom: Number(state.zoom), ...room,
   });
+  const panels = [view, ...drawn.map((b) => el('div', { class: 'kh-beside', 'data-run': b.run },
+    el('h3', { text: `${iso(clip(b.run, 60))}, step ${b.step}` }),
+    heatmap(b.values, {
+      rows, cols, rowTitle: rowLabel, colTitle: colLabel,
+      scale, scaleTitle: title, square: true, zoom: Number(state.zoom), ...room,
+    })))];
+  for (const b of beside) {
+    if (b.error) panels.push(el('div', { class: 'kh-message kh-error', text: b.error }));
+  }
   const name = fileName(state.run, shortTag(state.tag), `step${data.step}`,
     ...(pair ? ['minus', pair[0], shortTag(pair[1]), `step${other.step}`] : []));
   const corner = `${rowLabel} \\ ${colLabel}`;
@@ -352,7 +401,10 @@ async function showMatrix(token) {
       minus: pair ? { run: pair[0], tag: pair[1], step: other.step } : null,
       rows, cols, values: shown,
     })],
-  }), view);
+  }), drawn.length ? el('div', { class: 'kh-side-by-side' },
+    el('div', { class: 'kh-beside', 'data-run': state.run },
+      el('h3', { text: `${iso(clip(state.run, 60))}, step ${data.step}` }), view),
+    ...panels.slice(1)) : panels[0]);
   Object.assign(document.body.dataset, {
     view: pair ? 'difference' : 'matrix', step: String(data.step),
     otherStep: other ? String(other.step) : '',
