@@ -378,14 +378,15 @@ export function specials(values) {
 }
 
 /**
- * The colour scale of `values`: sequential (viridis) for data of one sign,
- * diverging and centred on 0 for signed data (or `signed`), fitted to the
- * data unless `fixed` ({lo, hi}) holds it.
+ * The colour scale of `values`, fitted to the data unless `fixed` ({lo,
+ * hi}) holds it: diverging and centred on 0 for signed data (`signed`
+ * true, or 'auto' and values on both sides of 0), else sequential
+ * (viridis; `signed` false, e.g. a logarithm, whose 0 means nothing).
  */
-export function fitScale(values, { signed = false, fixed = null } = {}) {
+export function fitScale(values, { signed = 'auto', fixed = null } = {}) {
   const range = extent(values) ?? [0, 1];
   let [lo, hi] = fixed ? [fixed.lo, fixed.hi] : range;
-  const diverging = signed || (range[0] < 0 && range[1] > 0);
+  const diverging = signed === 'auto' ? range[0] < 0 && range[1] > 0 : signed;
   if (diverging && !fixed) {
     const m = Math.max(Math.abs(lo), Math.abs(hi)) || 1;
     [lo, hi] = [-m, m];

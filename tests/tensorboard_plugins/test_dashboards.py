@@ -713,3 +713,33 @@ def test_runs_side_by_side_share_one_scale(session):
             float(d["top"]) + 1.5 * float(d["cellHeight"]),
         )
         assert np.float32(tip["value"]) == matrix[1, 2]
+
+
+def test_log_plane_from_a_link_stays_sequential(session):
+    # log10 of a loss from 0.1 to 1.6 crosses 0, which means nothing there:
+    # still viridis, not the diverging map of differences.
+    from selenium.webdriver.common.by import By
+
+    driver, url, written, _ = session
+    key = json.dumps(
+        ["connectivity", "mode_connectivity/plane"], separators=(",", ":")
+    )
+    _open(
+        driver,
+        url,
+        "mode_connectivity",
+        runs='["connectivity"]',
+        log=json.dumps([f"plane:{key}:loss"]),
+    )
+    box = driver.find_element(By.CSS_SELECTOR, ".kh-planes input[name='log']")
+    assert box.is_selected()
+    bar = driver.find_element(By.CSS_SELECTOR, ".kh-planes .kh-colourbar")
+    assert bar.get_attribute("data-title") == "log10 loss"
+    assert bar.get_attribute("data-map") == "viridis"
+    loss = written["plane"][2]["loss"]
+    assert float(bar.get_attribute("data-lo")) == pytest.approx(
+        np.log10(loss.min()), rel=1e-5
+    )
+    assert float(bar.get_attribute("data-hi")) == pytest.approx(
+        np.log10(loss.max()), rel=1e-5
+    )

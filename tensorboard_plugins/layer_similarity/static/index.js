@@ -371,7 +371,7 @@ async function showMatrix(token) {
     if (token !== state.token) return;
   }
   const drawn = beside.filter((b) => b.values);
-  const scale = scaleOf([shown, ...drawn.map((b) => b.values)], Boolean(pair));
+  const scale = scaleOf([shown, ...drawn.map((b) => b.values)], pair ? true : 'auto');
   const room = space();
   if (drawn.length) room.width = Math.max(240, room.width / (1 + drawn.length) - 100);
   const view = heatmap(shown, {
@@ -490,7 +490,7 @@ async function showLayers(token) {
     + `(columns, left to right); step ${step}${compared} outlined.${note}`
     + `${layers.length < c.layers.length ? ` ${layers.length} of ${c.layers.length} layers `
       + 'match the filter.' : ''}`;
-  const scale = scaleOf(values, Boolean(pair));
+  const scale = scaleOf(values, pair ? true : 'auto');
   const title = (pair ? 'Δ ' : '') + metric;
   const view = heatmap(values, {
     rows: layers, cols: steps.map(String), rowTitle: 'layer', colTitle: 'step',

@@ -475,10 +475,25 @@ function plane(d, view) {
       : Number.isFinite(v) ? Math.log10(v) : v)))
     : raw;
   const numeric = shown.map((row) => row.map((v) => (v === 'nonpos' ? NaN : v)));
-  const scale = fitScale(numeric);
+  // Values of a plane (a loss, an accuracy or their logarithm) are not
+  // differences: one sequential map.
+  const scale = fitScale(numeric, { signed: false });
   const ex = cellEdges(x);
   const ey = cellEdges(y);
-  const [X0, X1, Y0, Y1] = [ex[0], ex[ex.length - 1], ey[0], ey[ey.length - 1]];
+  // The axes cover the grid and every marked model (projected snapshots
+  // may lie outside the evaluated grid); outside the grid stays blank.
+  const marked = [...Object.values(points), ...curve, ...projected.map((p) => p.xy)];
+  let [X0, X1, Y0, Y1] = [ex[0], ex[ex.length - 1], ey[0], ey[ey.length - 1]];
+  for (const [mx, my] of marked) {
+    [X0, X1, Y0, Y1] = [Math.min(X0, mx), Math.max(X1, mx), Math.min(Y0, my), Math.max(Y1, my)];
+  }
+  if (X0 < ex[0] || X1 > ex[ex.length - 1] || Y0 < ey[0] || Y1 > ey[ey.length - 1]) {
+    const pad = 0.04 * Math.max(X1 - X0, Y1 - Y0);
+    if (X0 < ex[0]) X0 -= pad;
+    if (X1 > ex[ex.length - 1]) X1 += pad;
+    if (Y0 < ey[0]) Y0 -= pad;
+    if (Y1 > ey[ey.length - 1]) Y1 += pad;
+  }
   // Equal units on both axes: distances in the picture are distances
   // between the models.
   const maxSide = 520;
@@ -544,10 +559,17 @@ function plane(d, view) {
   ctx.restore();
   // The curve, the projected snapshots and the marked models; names in
   // white on a black halo, readable on light and dark cells alike.
-  const label = (text, lx, ly) => {
+  // Labels move down past the ones already drawn, so none covers another.
+  const taken = [];
+  const label = (text, lx, y0) => {
     ctx.font = 'bold 12px sans-serif';
     ctx.textAlign = 'left';
     ctx.textBaseline = 'bottom';
+    const w = ctx.measureText(text).width;
+    let ly = y0;
+    const overlaps = () => taken.some(([a, b, c, d]) => lx < c && lx + w > a && ly - 13 < d && ly > b);
+    for (let k = 0; k < 8 && overlaps(); k++) ly += 14;
+    taken.push([lx, ly - 13, lx + w, ly]);
     ctx.lineJoin = 'round';
     ctx.strokeStyle = '#000';
     ctx.lineWidth = 3;
