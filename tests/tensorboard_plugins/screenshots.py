@@ -8,9 +8,10 @@ The first writes `layer_similarity.png`, `layer_similarity_time.png` and
 `mode_connectivity.png` from `logs.write_demo_logdir` (synthetic values
 shaped like the paper's figures; 24 layers, 200 steps). The second shows a
 real log folder (the demo's: `python -m examples.demo --logdir runs/demo`)
-and prefixes the file names; it also writes `<prefix>layer_similarity_
-difference.png` when a run holds two matrices of the same layers (the
-demo's distilled and independent students against the teacher). Each view
+and prefixes the file names: `<prefix>layer_similarity_difference.png`
+(a run's distilled minus independent student vs teacher matrices, when
+logged), `<prefix>layer_similarity_time.png` and
+`<prefix>mode_connectivity.png`. Each view
 is opened from a link carrying its state, as a shared link would.
 """
 
@@ -56,8 +57,8 @@ def _shoot(driver, url, plugin, path, **state):
 def _shots(driver, url, out_dir, prefix):
     runs = _listing(url, "layer_similarity")
     pair = _distilled_and_independent(runs)
-    matrix = pair[:2] if pair else _first(runs, "matrix")
-    if matrix:
+    matrix = _first(runs, "matrix")
+    if matrix and not prefix:
         run, tag = matrix
         _shoot(
             driver,
