@@ -289,7 +289,8 @@ def write_defect_logdir(root):
     and 1; tests add more), and `RTL_RUN`. Mode connectivity: `uneven` (a
     plane on an unevenly spaced grid, 10.8 x 2.6 units), `diverged`
     (profiles with infinity and NaN), `nonpos` (a loss plane with values
-    <= 0) and `colours` (two profiles, one without accuracy).
+    <= 0), `snapshot` (a projected model on light cells) and `colours` (two
+    profiles, one without accuracy).
     """
     root = os.fspath(root)
     written = {}
@@ -399,6 +400,17 @@ def write_defect_logdir(root):
     written["nonpos"] = nonpos
     with SummaryWriter(os.path.join(root, "nonpos")) as writer:
         schema.write_plane(writer, "plane", x, y, {"loss": nonpos})
+    light = np.full((4, 5), 1.0, "float32")
+    light[0, 0] = 0.0
+    with SummaryWriter(os.path.join(root, "snapshot")) as writer:
+        schema.write_plane(
+            writer,
+            "plane",
+            x,
+            y,
+            {"loss": light},
+            projected=[{"name": "snap", "xy": (0.3, 0.6), "distance": 0.25}],
+        )
     with SummaryWriter(os.path.join(root, "colours")) as writer:
         _profile_series(writer, "a_profile", t, {"loss": 1.0 + t})
         _profile_series(

@@ -743,3 +743,32 @@ def test_log_plane_from_a_link_stays_sequential(session):
     assert float(bar.get_attribute("data-hi")) == pytest.approx(
         np.log10(loss.max()), rel=1e-5
     )
+
+
+def test_snapshot_label_readable_with_its_distance(session):
+    from selenium.webdriver.common.by import By
+
+    driver, url, _, _ = session
+    _open(driver, url, "mode_connectivity", runs='["snapshot"]')
+    info = driver.find_element(By.CSS_SELECTOR, ".kh-planes .kh-info").text
+    # Names are wrapped in bidi isolates (U+2068 ... U+2069).
+    assert "snap (0.25 off the plane)" in info.replace("\u2068", "").replace(
+        "\u2069", ""
+    )
+    canvas = driver.find_element(By.CSS_SELECTOR, ".kh-plane-canvas")
+    d = _data(driver, canvas)
+    ex, ey = _edges(np.linspace(0, 1, 5)), _edges(np.linspace(0, 1, 4))
+    px = float(d["left"]) + (0.3 - ex[0]) / (ex[-1] - ex[0]) * float(
+        d["plotWidth"]
+    )
+    py = float(d["top"]) + (ey[-1] - 0.6) / (ey[-1] - ey[0]) * float(
+        d["plotHeight"]
+    )
+    # The label, right of the marker on yellow cells: white text on a
+    # dark outline, so both ends of the scale appear there.
+    box = [
+        sum(_pixel(driver, canvas, px + dx, py + dy))
+        for dx in range(8, 120, 2)
+        for dy in range(-16, -3)
+    ]
+    assert min(box) < 150 and max(box) > 740

@@ -647,7 +647,8 @@ function plane(d, view) {
     + `${Object.keys(points).map((n) => iso(n)).join(', ') || 'the marked models'}`
     + ` (x, y: coordinates in weight space, equal units on both axes)${first && last
       ? '; the white line is the learned curve' : ''}${projected.length
-      ? '; triangles are other models projected onto the plane, with their distance from it'
+      ? `; triangles are other models projected onto the plane: ${projected.map((p) =>
+        `${iso(clip(p.name, 40))} (${format(p.distance)} off the plane)`).join(', ')}`
       : ''}.`);
   return [describe, notice, el('div', { class: 'kh-heatmap' },
     el('div', { class: 'kh-plot' }, canvas, tooltip), colourBar(scale, 300, title, present))]
