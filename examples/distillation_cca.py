@@ -280,8 +280,6 @@ def _plot(summary, matrices, rows, cols, logdir, writer, suffix):
             vmax=high,
             ax=axis,
         )
-        if low < 0:  # signed: a diverging map centred on 0
-            axis.images[0].set_cmap("RdBu_r")
     axis = axes[-1]
     layers = summary["layers"]
     common.ci_errorbar(axis, np.arange(len(layers)), summary["gain"])

@@ -288,19 +288,21 @@ def _plot(summary, path):
     axes = grid.ravel()
     for axis, arm in zip(axes, ARMS):
         entry = arms[arm]
-        values = np.asarray(entry["vs_final_mean"])[::-1]  # deepest on top
+        # The dashboards' convention: first layer at the top, the logged
+        # step (epoch index from 0) on the x axis.
+        values = np.asarray(entry["vs_final_mean"])
         acc = entry["test_accuracy"]
         heatmap_figure(
             values,
-            entry["layers"][::-1],
-            [str(s + 1) for s in entry["steps"]],
+            entry["layers"],
+            [str(s) for s in entry["steps"]],
             title=f"{arm}: test accuracy {stats.format_ci(acc)}",
-            xlabel="epoch",
+            xlabel="epoch (TensorBoard step, from 0)",
             ax=axis,
         )
         ticks = range(0, len(entry["steps"]), max(1, len(entry["steps"]) // 6))
         axis.set_xticks(list(ticks))
-        axis.set_xticklabels([str(entry["steps"][t] + 1) for t in ticks])
+        axis.set_xticklabels([str(entry["steps"][t]) for t in ticks])
     axis = axes[4]
     layers = arms[ARMS[0]]["layers"]
     for k, arm in enumerate(ARMS):

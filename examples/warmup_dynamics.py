@@ -295,11 +295,12 @@ def _plot(curves, similarity, path):
         axis.axis("off")
     for i, (name, (values, layers)) in enumerate(similarity.items()):
         axis = axes[1, i]
+        # First layer at the top, epochs from 0: as in the dashboards.
         image = axis.imshow(
-            values[::-1], aspect="auto", vmin=0, vmax=1, cmap="viridis"
+            values, aspect="auto", vmin=0, vmax=1, cmap="viridis"
         )
-        axis.set_yticks(range(len(layers)), layers[::-1], fontsize=7)
-        axis.set_xlabel("epoch")
+        axis.set_yticks(range(len(layers)), layers, fontsize=8)
+        axis.set_xlabel("epoch (TensorBoard step, from 0)")
         axis.set_title(f"{name}: SVCCA with final", fontsize=9)
         figure.colorbar(image, ax=axis)
     if similarity:

@@ -10,16 +10,27 @@ Routes, under `/data/plugin/<plugin_name>/`:
 
 - `index.js`: the dashboard's ES module; `static/<file>`: its other files
   (only the files shipped with the package, looked up by exact name).
-- `tags`: `{"runs": {run: {tag: {"kind", ..., "max_step", "error"}}}}`, the
-  checked metadata of every series (`"error"` is a message, or null).
-- `data?run=&tag=[&step=]`: one step of a series (the last by default):
-  `{"run", "tag", "content", "steps", "step", "wall_time", "values"}`.
+- `tags`: `{"runs": {run: {tag: {"kind", "max_step", "error"}}}}`, what
+  the selectors need of every series (`"error"` is a message, or null);
+  the layer names and grids come with the data.
+- `data?run=&tag=[&step=|&at_or_before=]`: one step of a series (the last
+  by default, the given step, or the latest step at or before the given
+  one): `{"run", "tag", "content", "steps", "step", "wall_time",
+  "values"}`.
 - `series?run=&tag=`: every step at once, for series of vectors
-  (`kind="layers"`): `{"run", "tag", "content", "steps", "values"}`.
+  (`kind="layers"`): `{"run", "tag", "content", "steps", "dtype",
+  "values"}`.
+
+Values are nested lists of numbers, float32 data written with the fewest
+digits that read back exactly; NaN and infinities are the strings `"NaN"`,
+`"Infinity"` and `"-Infinity"`. A series is read from the data provider
+once per new step (`_SeriesCache`), not once per request.
 """
 
+import collections
 import logging
 import os
+import threading
 
 import werkzeug
 from tensorboard import plugin_util
@@ -40,6 +51,8 @@ _MAX_PARAM_LENGTH = 4096
 _MAX_STEP = 2**63 - 1
 # The most steps one read asks for when `--samples_per_plugin` keeps all.
 _ALL_STEPS = 10**9
+# Series kept read (a slider move then costs no read of every step).
+_CACHED_SERIES = 32
 
 
 class RequestError(Exception):
@@ -79,20 +92,47 @@ def _param(request, name, required=True):
     return value
 
 
-def _step_param(request):
-    value = _param(request, "step", required=False)
+def _step_param(request, name="step"):
+    value = _param(request, name, required=False)
     if value is None:
         return None
     if not value.isascii() or not value.isdigit():
         raise RequestError(
             400,
-            "Query parameter `step` must be a non-negative integer. "
+            f"Query parameter `{name}` must be a non-negative integer. "
             f"Received: {value[:40]!r}",
         )
     step = int(value)
     if step > _MAX_STEP:
-        raise RequestError(400, "Query parameter `step` is too large.")
+        raise RequestError(400, f"Query parameter `{name}` is too large.")
     return step
+
+
+class _SeriesCache:
+    """The last read steps of recently shown series, least recent dropped.
+
+    An entry is valid while the listing reports the same last step and
+    wall time, so new steps (TensorBoard's reload) are read again.
+    """
+
+    def __init__(self, size=_CACHED_SERIES):
+        self._size = size
+        self._entries = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key, version, read):
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] == version:
+                self._entries.move_to_end(key)
+                return entry[1]
+        data = read()
+        with self._lock:
+            self._entries[key] = (version, data)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return data
 
 
 def _route(allowed_params):
@@ -146,6 +186,7 @@ class SummaryPlugin(base_plugin.TBPlugin):
         self._data_provider = context.data_provider
         hint = (context.sampling_hints or {}).get(self.plugin_name, 0)
         self._downsample = hint if hint and hint > 0 else _ALL_STEPS
+        self._cache = _SeriesCache()
         # Own files take precedence over the shared ones of the same name.
         self._static = {
             **_static_files(_SHARED_STATIC),
@@ -226,9 +267,8 @@ class SummaryPlugin(base_plugin.TBPlugin):
                 except _content.ContentError as e:
                     info, error = {"kind": None}, str(e)
                 runs[run][tag] = {
-                    **info,
+                    "kind": info["kind"],
                     "max_step": series.max_step,
-                    "description": series.description or "",
                     "error": error,
                 }
         return {"runs": runs}
@@ -250,14 +290,20 @@ class SummaryPlugin(base_plugin.TBPlugin):
         except _content.ContentError as e:
             raise RequestError(422, f"Cannot show {tag[:200]!r}: {e}") from e
         ctx, eid = self._context(request)
-        data = self._data_provider.read_tensors(
-            ctx,
-            experiment_id=eid,
-            plugin_name=self.plugin_name,
-            run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
-            downsample=self._downsample,
+
+        def read():
+            data = self._data_provider.read_tensors(
+                ctx,
+                experiment_id=eid,
+                plugin_name=self.plugin_name,
+                run_tag_filter=provider.RunTagFilter(runs=[run], tags=[tag]),
+                downsample=self._downsample,
+            )
+            return sorted(data.get(run, {}).get(tag, []), key=lambda d: d.step)
+
+        data = self._cache.get(
+            (eid, run, tag), (series.max_step, series.max_wall_time), read
         )
-        data = sorted(data.get(run, {}).get(tag, []), key=lambda d: d.step)
         if not data:
             raise RequestError(404, f"{tag[:200]!r} has no values yet.")
         return run, tag, content, data
@@ -270,11 +316,22 @@ class SummaryPlugin(base_plugin.TBPlugin):
                 422, f"Cannot show {tag[:200]!r} at step {datum.step}: {e}"
             ) from e
 
-    @_route(allowed_params=("run", "tag", "step"))
+    @_route(allowed_params=("run", "tag", "step", "at_or_before"))
     def _serve_data(self, request):
         step = _step_param(request)
+        before = _step_param(request, "at_or_before")
+        if step is not None and before is not None:
+            raise RequestError(400, "Give `step` or `at_or_before`, not both.")
         run, tag, content, data = self._read(request)
-        if step is None:
+        if before is not None:
+            earlier = [d for d in data if d.step <= before]
+            if not earlier:
+                raise RequestError(
+                    404,
+                    f"{tag[:200]!r} has no value at or before step {before}.",
+                )
+            datum = earlier[-1]
+        elif step is None:
             datum = data[-1]
         else:
             matches = [d for d in data if d.step == step]
@@ -291,6 +348,7 @@ class SummaryPlugin(base_plugin.TBPlugin):
             "steps": [d.step for d in data],
             "step": datum.step,
             "wall_time": datum.wall_time,
+            "dtype": _content.dtype_name(values),
             "values": _content.to_json(values),
         }
 
@@ -308,6 +366,7 @@ class SummaryPlugin(base_plugin.TBPlugin):
             "tag": tag,
             "content": content,
             "steps": [d.step for d in data],
+            "dtype": _content.dtype_name(data[-1].numpy),
             "values": [
                 _content.to_json(self._values(tag, content, d)) for d in data
             ],

@@ -199,7 +199,7 @@ def expected_shape(content, length=None):
 
 
 def check_values(content, array):
-    """Checks a tensor against its metadata; returns it as float64."""
+    """Checks a tensor against its metadata; returns it as a NumPy array."""
     array = np.asarray(array)
     if not np.issubdtype(array.dtype, np.number):
         raise ContentError(f"Its values have dtype {array.dtype}, not numbers.")
@@ -212,15 +212,51 @@ def check_values(content, array):
             f"Its values have shape {tuple(array.shape)}, but its metadata "
             f"describes shape {wanted}.".replace("'", "")
         )
+    if array.dtype in (np.float16, np.float32):
+        return array
     return array.astype(np.float64)
 
 
+# Non-finite values travel as these strings (JSON has no NaN or infinity),
+# so that the page can tell them apart.
+NON_FINITE = {"nan": "NaN", "+inf": "Infinity", "-inf": "-Infinity"}
+
+
+def dtype_name(array):
+    """`"float32"` for values the page should round to float32, else
+    `"float64"`."""
+    dtype = np.asarray(array).dtype
+    return "float32" if dtype in (np.float16, np.float32) else "float64"
+
+
+def _number_text(array):
+    """Python floats, each the shortest decimal that reads back exactly in
+    the array's own precision (float32: at most 9 digits, not 17)."""
+    flat = array.ravel()
+    if array.dtype in (np.float16, np.float32):
+        return [float(str(v)) for v in flat]
+    return flat.tolist()
+
+
 def to_json(array):
-    """Nested lists of floats, with `None` for NaN and infinities."""
-    array = np.asarray(array, dtype=np.float64)
-    finite = np.isfinite(array)
-    if finite.all():
-        return array.tolist()
-    values = array.astype(object)
-    values[~finite] = None
-    return values.tolist()
+    """Nested lists of numbers; NaN and infinities as `NON_FINITE` text.
+
+    Float32 values are written with the fewest digits that read back as
+    the same float32 (`0.1`, not `0.10000000149011612`).
+    """
+    array = np.asarray(array)
+    if not np.issubdtype(array.dtype, np.floating):
+        array = array.astype(np.float64)
+    values = _number_text(array)
+    finite = np.isfinite(array).ravel()
+    if not finite.all():
+        for k in np.flatnonzero(~finite):
+            v = float(array.ravel()[k])
+            values[k] = NON_FINITE[
+                "nan" if v != v else ("+inf" if v > 0 else "-inf")
+            ]
+    if array.ndim == 0:
+        return values[0]
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out.reshape(array.shape).tolist()

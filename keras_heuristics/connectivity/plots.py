@@ -83,7 +83,9 @@ def log_levels(values, num_levels=12, vmax=None):
 def plot_plane(plane, metric="loss", ax=None, vmax=None, title=None):
     """Draws a metric over a plane with the anchors, curve and projections.
 
-    Log-spaced filled contours; anchors as circles (the bend as a diamond),
+    Log-spaced filled contours in viridis, low values dark (the colours of
+    the TensorBoard dashboard), with equal units on both axes; anchors as
+    circles (the bend as a diamond),
     the curve as a solid line, the straight segment start-end dashed, and
     projected models as crosses labelled with their distance off the plane.
 
@@ -107,7 +109,7 @@ def plot_plane(plane, metric="loss", ax=None, vmax=None, title=None):
     levels = log_levels(shown, vmax=vmax)
     clipped = np.minimum(shown, levels[-1])
     contours = ax.contourf(
-        plane.x, plane.y, clipped, levels=levels, cmap="viridis_r"
+        plane.x, plane.y, clipped, levels=levels, cmap="viridis"
     )
     ax.contour(
         plane.x, plane.y, clipped, levels=levels, colors="k", linewidths=0.3
@@ -135,6 +137,7 @@ def plot_plane(plane, metric="loss", ax=None, vmax=None, title=None):
             fontsize="small",
             color="red",
         )
+    ax.set_aspect("equal", adjustable="box")
     ax.set_xlabel("x (weight-space units)")
     ax.set_ylabel("y (weight-space units)")
     ax.set_title(title or f"{plane.split} {metric} over the plane")

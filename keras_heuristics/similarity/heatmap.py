@@ -9,6 +9,9 @@ _HEX = "440154 472c7a 3b518b 2c718e 21908d 27ad81 5cc863 aadc32 fde725"
 _VIRIDIS = np.array([list(bytes.fromhex(c)) for c in _HEX.split()], float)
 
 
+# Tick label size in points of `heatmap_figure` (11 px at 100 dpi).
+LABEL_SIZE = 8
+
 # The largest image `heatmap_image` renders: 2**26 pixels (8192 x 8192,
 # 192 MiB as RGB uint8), far above what a dashboard shows.
 MAX_PIXELS = 2**26
@@ -106,12 +109,19 @@ def heatmap_figure(
 ):
     """Draws a labelled heatmap with matplotlib (imported lazily).
 
+    The convention of the TensorBoard dashboards: row 0 (the first layer
+    logged) at the top, column 0 at the left; viridis (low values dark)
+    for data of one sign; for a range across 0 (`vmin < 0 < vmax`, e.g.
+    a difference of two matrices) a diverging map (RdBu reversed: blue
+    below 0, white at 0, red above) centred on 0 with `vmin = -vmax`.
+
     Args:
         matrix: A non-empty 2-D array of numbers (NaN cells are blank).
         row_labels: One label per row of `matrix`.
         col_labels: One label per column of `matrix`.
         title, xlabel, ylabel: Texts of the axes.
-        vmin, vmax: Finite ends of the colour scale, `vmin < vmax`.
+        vmin, vmax: Finite ends of the colour scale, `vmin < vmax`. A
+            range across 0 is widened to be symmetric about 0.
         ax: Optional matplotlib axes to draw into.
 
     Returns:
@@ -134,17 +144,21 @@ def heatmap_figure(
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
+    cmap = "viridis"
+    if vmin < 0 < vmax:
+        vmax = max(-vmin, vmax)
+        vmin, cmap = -vmax, "RdBu_r"
     if ax is None:
         fig, ax = plt.subplots(
             figsize=(1.5 + 0.45 * m.shape[1], 1.2 + 0.4 * m.shape[0])
         )
     else:
         fig = ax.figure
-    image = ax.imshow(m, vmin=vmin, vmax=vmax, cmap="viridis", aspect="auto")
+    image = ax.imshow(m, vmin=vmin, vmax=vmax, cmap=cmap, aspect="auto")
     ax.set_xticks(range(m.shape[1]))
-    ax.set_xticklabels(cols, rotation=90, fontsize=7)
+    ax.set_xticklabels(cols, rotation=90, fontsize=LABEL_SIZE)
     ax.set_yticks(range(m.shape[0]))
-    ax.set_yticklabels(rows, fontsize=7)
+    ax.set_yticklabels(rows, fontsize=LABEL_SIZE)
     ax.set_title(title, fontsize=9)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

@@ -248,3 +248,35 @@ def test_plane_result_checks_its_arguments(change, error, match):
     with pytest.raises(error, match=match):
         PlaneResult(**_plane_args(**change))
     PlaneResult(**_plane_args())  # the unchanged arguments are valid
+
+
+def test_plane_picture_low_loss_dark_and_equal_units():
+    # The dashboard's convention: viridis with low values dark (the PNG
+    # used the reversed map), one unit as long across as up.
+    from matplotlib import pyplot as plt
+
+    x = np.linspace(-1.0, 9.8, 12)
+    y = np.linspace(-0.8, 1.8, 6)
+    grid = 0.1 + np.add.outer((y - 0.5) ** 2, (x - 4.0) ** 2)
+    plane = PlaneResult(
+        x,
+        y,
+        {"loss": grid},
+        points={"start": (0.0, 0.0), "bend": (4.0, 1.0), "end": (9.0, 0.0)},
+        curve=None,
+        projected=[],
+        dx=1.0,
+        dy=1.0,
+        ortho=0.0,
+        split="test",
+    )
+    figure = plot_plane(plane)
+    ax = figure.axes[0]
+    filled = ax.collections[0]
+    luminance = [
+        float(np.dot(filled.to_rgba(v)[:3], [0.2126, 0.7152, 0.0722]))
+        for v in (grid.min(), np.percentile(grid, 90))
+    ]
+    assert luminance[0] < 0.2 < 0.6 < luminance[1]
+    assert ax.get_aspect() == 1.0
+    plt.close(figure)

@@ -117,3 +117,25 @@ def test_fitting_cell_keeps_the_picture_within_the_budget(shape, cell):
     if cell:
         assert shape[0] * shape[1] * cell**2 <= 2**22
         assert cell == 12 or shape[0] * shape[1] * (cell + 1) ** 2 > 2**22
+
+
+def test_figure_signed_range_diverging_and_centred():
+    # The dashboards' convention for signed data (a difference of two
+    # matrices): RdBu reversed, white at 0, symmetric range.
+    from matplotlib import pyplot as plt
+
+    figure = heatmap_figure(
+        np.array([[-0.05, 0.02]]), ["a"], ["b", "c"], vmin=-0.05, vmax=0.02
+    )
+    image = figure.axes[0].images[0]
+    assert image.get_cmap().name == "RdBu_r"
+    assert image.get_clim() == (-0.05, 0.05)
+    white = np.array(image.to_rgba(0.0)[:3])
+    np.testing.assert_allclose(white, 0.97, atol=0.01)
+    # Labels of 8 points: 11 pixels at 100 dpi, not 6.
+    sizes = [t.get_fontsize() for t in figure.axes[0].get_xticklabels()]
+    assert min(sizes) >= 8
+    plt.close(figure)
+    figure = heatmap_figure(np.eye(2), ["a", "b"], ["c", "d"])
+    assert figure.axes[0].images[0].get_cmap().name == "viridis"
+    plt.close(figure)

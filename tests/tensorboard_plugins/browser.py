@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 CHROMIUM = "/usr/bin/chromium"
@@ -43,8 +44,12 @@ def missing():
 
 
 @contextlib.contextmanager
-def tensorboard(logdir, timeout=60):
-    """Runs `tensorboard --logdir` on 127.0.0.1; yields its base URL."""
+def tensorboard(logdir, timeout=60, reload_interval=0):
+    """Runs `tensorboard --logdir` on 127.0.0.1; yields its base URL.
+
+    `reload_interval` 0 reads the logdir once; a number of seconds reads
+    new events that often.
+    """
     process = subprocess.Popen(
         [
             sys.executable,
@@ -57,7 +62,7 @@ def tensorboard(logdir, timeout=60):
             "--port",
             "0",
             "--reload_interval",
-            "0",
+            str(reload_interval),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -115,14 +120,25 @@ def chromium(profile_dir):
         shutil.rmtree(profile_dir, ignore_errors=True)
 
 
-def open_dashboard(driver, url, plugin, timeout=30):
-    """Opens a plugin's tab and enters its iframe once it has rendered."""
+def open_dashboard(driver, url, plugin, timeout=30, state=None):
+    """Opens a plugin's tab and enters its iframe once it has rendered.
+
+    `state` ({key: value}) goes into the URL as the `p.<plugin>.<key>`
+    entries that a shared link carries.
+    """
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver.switch_to.default_content()
-    driver.get(f"{url}#{plugin}")
+    hash_ = plugin + "".join(
+        f"&{urllib.parse.quote(f'p.{plugin}.{k}', safe='')}="
+        f"{urllib.parse.quote(str(v), safe='')}"
+        for k, v in (state or {}).items()
+    )
+    # A new hash alone does not reload the page.
+    driver.get("about:blank")
+    driver.get(f"{url}#{hash_}")
     WebDriverWait(driver, timeout).until(
         expected_conditions.frame_to_be_available_and_switch_to_it(
             (By.CSS_SELECTOR, _frame(plugin))
@@ -167,7 +183,7 @@ def full_page_screenshot(driver, plugin, path):
         "return document.documentElement.scrollHeight"
     )
     driver.switch_to.default_content()
-    driver.set_window_size(1280, min(2400, max(900, height + 140)))
+    driver.set_window_size(1280, min(2400, max(900, height + 220)))
     time.sleep(0.3)
     driver.save_screenshot(os.fspath(path))
     enter(driver, plugin)

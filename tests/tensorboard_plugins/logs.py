@@ -265,3 +265,170 @@ def write_demo_logdir(root, layers=24, steps=200, restart_every=50):
                 {"name": "snapshot 3", "xy": (0.7, 0.45), "distance": 0.3},
             ],
         )
+
+
+# Runs of `write_defect_logdir`, each showing one defect of issue 22.
+RTL_RUN = "rtl\u202eevil"
+LONG_NAMES = [f"{'x' * 19990}layer{i:03d}" for i in range(60)]
+BIG_LAYERS = [f"layer{i:03d}" for i in range(110)]
+BIG_STEPS = 1200
+UNEVEN_X = np.array([-1.0, -0.6, 0.0, 1.5, 5.0, 9.8], "float32")
+UNEVEN_Y = np.array([-0.8, -0.3, 0.5, 1.8], "float32")
+
+
+def _profile_series(writer, name, t, metrics, path="curve"):
+    schema.write_profile(writer, name, t, metrics, path=path)
+
+
+def write_defect_logdir(root):
+    """Writes runs next to `write_logdir`'s; returns what was written.
+
+    Layer similarity: `late` (the same series as `distilled`, logged at
+    steps 1 and 3 only), `specials` (NaN, +inf, -inf), `long` (60 names of
+    20,000 characters), `big` (110 layers, 1,200 steps), `live` (steps 0
+    and 1; tests add more), and `RTL_RUN`. Mode connectivity: `uneven` (a
+    plane on an unevenly spaced grid, 10.8 x 2.6 units), `diverged`
+    (profiles with infinity and NaN), `nonpos` (a loss plane with values
+    <= 0), `snapshot` (a projected model on light cells) and `colours` (two
+    profiles, one without accuracy).
+    """
+    root = os.fspath(root)
+    written = {}
+    late = _matrices(5, 0.1)
+    late_layers = _layer_series(15)
+    written["late"] = ({s: late[s] for s in (1, 3)}, late_layers)
+    with SummaryWriter(os.path.join(root, "late")) as writer:
+        for step in (1, 3):
+            schema.write_similarity_matrix(
+                writer,
+                "student_vs_teacher",
+                late[step],
+                step,
+                metric="linear_cka",
+                rows=LAYERS,
+                cols=TEACHER,
+                row_label="student",
+                col_label="teacher",
+                reference="teacher",
+            )
+            schema.write_similarity_layers(
+                writer,
+                "self_vs_final",
+                late_layers[step],
+                step,
+                metric="linear_cka",
+                layers=LAYERS,
+                reference="final epoch",
+            )
+    specials = np.array([[np.nan, np.inf], [-np.inf, 0.5]], "float32")
+    written["specials"] = specials
+    with SummaryWriter(os.path.join(root, "specials")) as writer:
+        schema.write_similarity_matrix(
+            writer,
+            "m",
+            specials,
+            0,
+            metric="cka",
+            rows=["a", "b"],
+            cols=["a", "b"],
+        )
+    with SummaryWriter(os.path.join(root, "long")) as writer:
+        schema.write_similarity_matrix(
+            writer,
+            "m",
+            np.random.default_rng(3).uniform(0, 1, (60, 60)).astype("float32"),
+            0,
+            metric="cka",
+            rows=LONG_NAMES,
+            cols=LONG_NAMES,
+        )
+    rng = np.random.default_rng(4)
+    big = rng.uniform(0, 1, (BIG_STEPS, len(BIG_LAYERS))).astype("float32")
+    written["big"] = big
+    with SummaryWriter(os.path.join(root, "big")) as writer:
+        for step in range(BIG_STEPS):
+            schema.write_similarity_layers(
+                writer,
+                "s",
+                big[step],
+                step,
+                metric="cka",
+                layers=BIG_LAYERS,
+                reference="final epoch",
+            )
+    write_live(root, [0, 1])
+    with SummaryWriter(os.path.join(root, RTL_RUN)) as writer:
+        schema.write_similarity_matrix(
+            writer,
+            "m",
+            np.eye(2, dtype="float32"),
+            3,
+            metric="cka",
+            rows=["a", "b"],
+            cols=["a", "b"],
+        )
+
+    xx, yy = np.meshgrid(np.arange(len(UNEVEN_X)), np.arange(len(UNEVEN_Y)))
+    uneven = (1.5 + yy * len(UNEVEN_X) + xx).astype("float32")
+    written["uneven"] = uneven
+    with SummaryWriter(os.path.join(root, "uneven")) as writer:
+        schema.write_plane(
+            writer,
+            "plane",
+            UNEVEN_X,
+            UNEVEN_Y,
+            {"loss": uneven},
+            points={"start": (-1.0, -0.8), "end": (9.8, 1.8)},
+        )
+    t = np.linspace(0.0, 1.0, 11).astype("float32")
+    loss = np.array(
+        [1.0, 1.1, 1.2, 1.3, 1.4, np.inf, 1.5, np.nan, np.nan, 1.2, 1.1],
+        "float32",
+    )
+    written["diverged"] = (t, loss)
+    with SummaryWriter(os.path.join(root, "diverged")) as writer:
+        _profile_series(
+            writer,
+            "curve_profile",
+            t,
+            {"loss": loss, "accuracy": np.full(11, np.nan, "float32")},
+        )
+    x = np.linspace(0.0, 1.0, 5).astype("float32")
+    y = np.linspace(0.0, 1.0, 4).astype("float32")
+    nonpos = np.linspace(-0.2, 1.0, 20).reshape(4, 5).astype("float32")
+    nonpos[1, 1] = 0.0
+    written["nonpos"] = nonpos
+    with SummaryWriter(os.path.join(root, "nonpos")) as writer:
+        schema.write_plane(writer, "plane", x, y, {"loss": nonpos})
+    light = np.full((4, 5), 1.0, "float32")
+    light[0, 0] = 0.0
+    with SummaryWriter(os.path.join(root, "snapshot")) as writer:
+        schema.write_plane(
+            writer,
+            "plane",
+            x,
+            y,
+            {"loss": light},
+            projected=[{"name": "snap", "xy": (0.3, 0.6), "distance": 0.25}],
+        )
+    with SummaryWriter(os.path.join(root, "colours")) as writer:
+        _profile_series(writer, "a_profile", t, {"loss": 1.0 + t})
+        _profile_series(
+            writer, "b_profile", t, {"loss": 2.0 - t, "accuracy": t}, "line"
+        )
+    return written
+
+
+def write_live(root, steps):
+    """Adds steps to the `live` run (a per-layer series)."""
+    with SummaryWriter(os.path.join(os.fspath(root), "live")) as writer:
+        for step in steps:
+            schema.write_similarity_layers(
+                writer,
+                "s",
+                np.full(len(LAYERS), 0.1 * step, "float32"),
+                step,
+                metric="cka",
+                layers=LAYERS,
+                reference="final epoch",
+            )

@@ -5,6 +5,7 @@ Skipped where Chromium, ChromeDriver or selenium are missing, unless
 Screenshots of both dashboards are left in the test's `tmp_path`.
 """
 
+import json
 import os
 
 import numpy as np
@@ -29,6 +30,13 @@ def session(tmp_path_factory):
     with browser.tensorboard(root / "logs") as url:
         with browser.chromium(root / "profile") as driver:
             yield driver, url, written, root
+
+
+MATRIX_TAG = "layer_similarity/student_vs_teacher"
+
+
+def _pair(run, tag):
+    return json.dumps([run, tag], separators=(",", ":"))
 
 
 def _select(driver, label, value):
@@ -122,7 +130,7 @@ def test_layer_similarity_dashboard(session):
     )
 
     # The difference of two runs at the same step.
-    _select(driver, "Minus run", "independent")
+    _select(driver, "Minus", _pair("independent", MATRIX_TAG))
     browser.wait_ready(driver, view="difference", step=step)
     canvas = driver.find_element(By.CSS_SELECTOR, ".kh-heatmap-canvas")
     expected = matrices["distilled"][step].astype(np.float64) - matrices[
@@ -136,14 +144,17 @@ def test_layer_similarity_dashboard(session):
             rtol=0,
             atol=1e-12,
         )
+    # A diverging scale centred on 0, fitted to the largest difference.
     colourbar = driver.find_element(By.CSS_SELECTOR, ".kh-colourbar")
-    assert float(colourbar.get_attribute("data-lo")) == -1.0
+    span = np.abs(expected).max()
+    np.testing.assert_allclose(float(colourbar.get_attribute("data-lo")), -span)
+    np.testing.assert_allclose(float(colourbar.get_attribute("data-hi")), span)
     browser.full_page_screenshot(
         driver, "layer_similarity", root / "layer_similarity_diff.png"
     )
 
     # The layer x time view of a per-layer series.
-    _select(driver, "Minus run", "")
+    _select(driver, "Minus", "")
     _select(driver, "Tag", "layer_similarity/self_vs_final")
     browser.wait_ready(driver, view="layers")
     canvas = driver.find_element(By.CSS_SELECTOR, ".kh-heatmap-canvas")

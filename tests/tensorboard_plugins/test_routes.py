@@ -156,12 +156,8 @@ def test_tags_lists_checked_metadata(client):
     _, body = _get(client, f"{SIM}/tags")
     runs = body["runs"]
     tag = runs["distilled"]["layer_similarity/student_vs_teacher"]
-    assert tag["kind"] == "matrix"
-    assert tag["rows"] == logs.LAYERS
-    assert tag["cols"] == logs.TEACHER
-    assert tag["row_label"] == "student"
-    assert tag["max_step"] == logs.STEPS[-1]
-    assert tag["error"] is None
+    # What the selectors need, no more: names and grids come with the data.
+    assert tag == {"kind": "matrix", "max_step": logs.STEPS[-1], "error": None}
     assert runs["independent"]["layer_similarity/self_vs_final"]["kind"] == (
         "layers"
     )
@@ -407,12 +403,12 @@ def test_html_names_stay_text_in_json(client):
         assert data["content"]["metric"] == "<b>cka</b>"
 
 
-def test_non_finite_values_become_null():
+def test_non_finite_values_told_apart():
     assert _content.to_json(np.array([1.0, np.nan, np.inf, -np.inf])) == [
         1.0,
-        None,
-        None,
-        None,
+        "NaN",
+        "Infinity",
+        "-Infinity",
     ]
 
 
@@ -451,3 +447,140 @@ def test_plane_content_errors_readable():
         with pytest.raises(_content.ContentError) as info:
             _content.parse("mode_connectivity", raw)
         assert message in str(info.value)
+
+
+def _long_names_logdir(root, layers=120, length=300, tags=3):
+    from keras_heuristics.tensorboard import SummaryWriter
+    from keras_heuristics.tensorboard import schema
+
+    names = [
+        f"{'block/' * (length // 6)}{i:04d}"[-length:] for i in range(layers)
+    ]
+    with SummaryWriter(root / "run") as writer:
+        for k in range(tags):
+            for step in range(3):
+                schema.write_similarity_matrix(
+                    writer,
+                    f"m{k}",
+                    np.full((layers, layers), 0.1, "float32"),
+                    step,
+                    metric="cka",
+                    rows=names,
+                    cols=names,
+                )
+    return names
+
+
+def test_tags_payload_independent_of_layer_names(tmp_path):
+    # 3 tags of 120 x 120 layers named with 300 characters: the listing
+    # carried every name of every tag (about 650 kB); it needs 3 entries.
+    _long_names_logdir(tmp_path)
+    _, client = _app(tmp_path)
+    response = client.get(f"{SIM}/tags")
+    assert len(response.get_data()) < 400
+    body = json.loads(response.get_data())
+    assert body["runs"]["run"]["layer_similarity/m0"]["kind"] == "matrix"
+
+
+def test_values_sent_with_float32_digits(tmp_path):
+    # 0.1 as float32 is 0.100000001490116...; 9 digits identify any
+    # float32, so the shortest exact text is "0.1", not 17 digits.
+    _long_names_logdir(tmp_path, layers=30, length=10, tags=1)
+    _, client = _app(tmp_path)
+    response = client.get(f"{SIM}/data?run=run&tag=layer_similarity/m0")
+    raw = response.get_data()
+    assert b"0.10000000149011612" not in raw
+    values = np.asarray(json.loads(raw)["values"], dtype="float32")
+    np.testing.assert_array_equal(values, np.full((30, 30), 0.1, "float32"))
+    assert raw.count(b"0.1") == 900
+    assert len(raw) < 900 * 5 + 2000
+
+
+def test_non_finite_values_reach_the_page(tmp_path):
+    from keras_heuristics.tensorboard import SummaryWriter
+    from keras_heuristics.tensorboard import schema
+
+    matrix = np.array([[np.nan, np.inf], [-np.inf, 0.5]], "float32")
+    with SummaryWriter(tmp_path / "run") as writer:
+        schema.write_similarity_matrix(
+            writer,
+            "m",
+            matrix,
+            0,
+            metric="cka",
+            rows=["a", "b"],
+            cols=["c", "d"],
+        )
+    _, client = _app(tmp_path)
+    _, body = _get(client, f"{SIM}/data", run="run", tag="layer_similarity/m")
+    assert body["values"] == [["NaN", "Infinity"], ["-Infinity", 0.5]]
+
+
+def test_data_at_or_before_a_step(client, logdir):
+    written = logdir[1]["matrix"]["distilled"]
+    tag = "layer_similarity/student_vs_teacher"
+    for asked, found in [(0, 0), (2, 2), (17, logs.STEPS[-1])]:
+        _, body = _get(
+            client, f"{SIM}/data", run="distilled", tag=tag, at_or_before=asked
+        )
+        assert body["step"] == found
+        np.testing.assert_array_equal(
+            np.asarray(body["values"], dtype="float32"), written[found]
+        )
+    response, body = _get(
+        client, f"{SIM}/data", run="distilled", tag=tag, step=1, at_or_before=1
+    )
+    assert response.status_code == 400
+
+
+class _CountingProvider:
+    """A data provider that counts the reads of whole series."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.reads = 0
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def read_tensors(self, *args, **kwargs):
+        self.reads += 1
+        return self._inner.read_tensors(*args, **kwargs)
+
+
+def test_series_read_once_per_new_step(tmp_path):
+    # Each slider move asked the provider for every step of the series.
+    from tensorboard.plugins import base_plugin
+
+    from keras_heuristics.tensorboard import SummaryWriter
+    from keras_heuristics.tensorboard import schema
+
+    def write(steps):
+        with SummaryWriter(tmp_path / "run") as writer:
+            for step in steps:
+                schema.write_similarity_layers(
+                    writer, "s", [step, 1.0], step, "cka", ["a", "b"], "end"
+                )
+
+    write(range(5))
+    flags, _ = _app(tmp_path)
+    ingester = data_ingester.LocalDataIngester(flags)
+    ingester.start()
+    counting = _CountingProvider(ingester.data_provider)
+    plugin = similarity.LayerSimilarityPlugin(
+        base_plugin.TBContext(data_provider=counting, sampling_hints={})
+    )
+    client = werkzeug.test.Client(
+        plugin.get_plugin_apps()["/data"], werkzeug.wrappers.Response
+    )
+    for step in [0, 1, 2, 3, 4, 2, 0]:
+        _, body = _get(
+            client, "", run="run", tag="layer_similarity/s", step=step
+        )
+        assert body["values"][0] == step
+    assert counting.reads == 1
+    write(range(5, 7))
+    ingester.deprecated_multiplexer.Reload()
+    _, body = _get(client, "", run="run", tag="layer_similarity/s")
+    assert body["step"] == 6
+    assert counting.reads == 2
