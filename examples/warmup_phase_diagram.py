@@ -543,12 +543,17 @@ def _plot_grid(summary, params, path):
         _column_name("sgd", params["catapult_warmup"])
     )
     panels = len(optimizers) + (catapult is not None and replaced is not None)
+    rows = 2 if panels > 2 else 1
+    cols = math.ceil(panels / rows)
     figure, axes = plt.subplots(
-        1, panels, figsize=(5.2 * panels, 4.2), squeeze=False
+        rows, cols, figsize=(6.4 * cols, 4.6 * rows), squeeze=False
     )
+    axes = axes.ravel()
+    for axis in axes[panels:]:
+        axis.set_visible(False)
     if panels > len(optimizers):
-        _plot_catapult(axes[0][-1], catapult, replaced)
-    for axis, optimizer in zip(axes[0], optimizers):
+        _plot_catapult(axes[panels - 1], catapult, replaced)
+    for axis, optimizer in zip(axes, optimizers):
         names = _grid_rows(summary, optimizer, params)
         columns = [summary["columns"][n] for n in names]
         multiples = [g["multiple"] for g in columns[0]["grid"]]
@@ -712,7 +717,8 @@ def _plot_regimes(regimes, params, path):
         axis.set_yscale("log")
         axis.set_xlabel("step")
         axis.set_title(
-            f"{name}: rate vs stability limit ({len(results)} seeds)"
+            f"{name}: eta(t) and 2 / lambda(t) in the warmup "
+            f"({len(results)} seeds)"
         )
         axis.legend(fontsize=8)
     figure.tight_layout()
