@@ -298,7 +298,7 @@ class Sharpness(keras.callbacks.Callback):
         self._writer = (
             None
             if self.log_dir is None
-            else _logging.run_writer(self.log_dir, "train")
+            else _logging.run_writer(self.log_dir, "train", self.model)
         )
         optimizer = self.model.optimizer
         optimizer = getattr(optimizer, "inner_optimizer", optimizer)
