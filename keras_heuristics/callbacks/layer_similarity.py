@@ -219,6 +219,12 @@ class LayerSimilarity(keras.callbacks.Callback):
         return _logging.optimizer_step(self.model)
 
     def on_train_begin(self, logs=None):
+        if self.activations_fn is None:
+            _layers.check_inputs_fit(
+                _layers.trained_network(self.model),
+                self.probe_data,
+                "probe_data",
+            )
         self._capture = capture_lib.ActivationCapture(
             self.activations_fn or _layers.trained_network(self.model),
             None if self.activations_fn else self.layers,
