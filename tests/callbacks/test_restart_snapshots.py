@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_heuristics import KerasHeuristicsWarning
 from keras_heuristics.callbacks import RestartSnapshots
 from keras_heuristics.schedules import CosineRestarts
 from keras_heuristics.schedules import Warmup
@@ -138,3 +139,57 @@ def test_ensemble_averages_probabilities(tmp_path):
         model, np.ones((1, 1)), activation="sigmoid"
     )
     np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def _fit(model, callback, epochs, initial_epoch=0):
+    x, y = ones(7)
+    model.fit(
+        x,
+        y,
+        batch_size=1,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        shuffle=False,
+        verbose=0,
+        callbacks=[callback],
+    )
+
+
+def test_a_continued_fit_continues_the_index(tmp_path):
+    rates = np.array(REFERENCE["torch_cawr_T10_m2_min1e-3"])
+    model = unit_gradient_model(CosineRestarts(0.1, 10, t_mul=2.0, alpha=0.01))
+    path = str(tmp_path / "snap_{index}_{step}.weights.h5")
+    _fit(model, RestartSnapshots(path), epochs=2)  # 14 updates
+    # A new callback (as in a new process) on the restored model and
+    # optimizer: restarts at 10 and 30, so the next snapshot is number 1.
+    callback = RestartSnapshots(path)
+    _fit(model, callback, epochs=5, initial_epoch=2)
+    names = [p.rsplit("/", 1)[-1] for p in callback.snapshots]
+    assert names == ["snap_0_10.weights.h5", "snap_1_30.weights.h5"]
+    assert callback.steps == [10, 30]
+    clone = keras.models.clone_model(model)
+    for path, step in zip(callback.snapshots, callback.steps):
+        clone.load_weights(path)
+        assert weight(clone) == pytest.approx(
+            _closed_form_weight(rates, step), rel=1e-5
+        )
+
+
+def test_a_fresh_fit_does_not_overwrite_earlier_snapshots(tmp_path):
+    schedule = CosineRestarts(0.1, 10, t_mul=2.0, alpha=0.01)
+    path = str(tmp_path / "snap_{step}.weights.h5")
+    _fit(unit_gradient_model(schedule), RestartSnapshots(path), epochs=2)
+    saved = (tmp_path / "snap_10.weights.h5").read_bytes()
+    with pytest.raises(ValueError, match="earlier run are in the way"):
+        _fit(unit_gradient_model(schedule), RestartSnapshots(path), epochs=2)
+    assert (tmp_path / "snap_10.weights.h5").read_bytes() == saved
+
+
+def test_non_finite_weights_are_saved_with_a_warning(tmp_path):
+    model = unit_gradient_model(CosineRestarts(0.1, 3, t_mul=1.0))
+    kernel = model.weights[0]
+    kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+    callback = RestartSnapshots(str(tmp_path / "s{index}.weights.h5"))
+    with pytest.warns(KerasHeuristicsWarning, match="not finite"):
+        _fit(model, callback, epochs=1)
+    assert callback.steps == [3, 6]
