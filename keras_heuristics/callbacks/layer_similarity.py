@@ -74,7 +74,15 @@ class LayerSimilarity(keras.callbacks.Callback):
     - `<name>_heatmap`: a PNG heatmap, layers x evaluation points (or
       layers x reference layers);
     - `log_dir/<name>.npz` and `log_dir/<name>.json`: the values, layer
-      names, evaluation steps, metric and reference, for your own plots.
+      names, evaluation steps, metric and reference, for your own plots,
+      rewritten atomically after every evaluation point (a killed run keeps
+      every finished point; `complete` is true once training ended);
+    - `log_dir/<name>_state/`: each point's probe activations, from which
+      a continued `fit` (a restored optimizer, e.g. Keras'
+      `BackupAndRestore` placed before this callback) compares the points
+      still waiting for their reference ("final", an epoch) and goes on. A
+      fresh `fit` (optimizer at step 0) into a `log_dir` that holds results
+      of the same `name` is refused, never overwritten.
 
     A layer whose activations (or whose reference's) hold NaN or inf, as
     in a diverging run, gets NaN for that point (null in the JSON file,
@@ -103,7 +111,8 @@ class LayerSimilarity(keras.callbacks.Callback):
             number, or a model / activation callable.
         reference_layers: Layers of a model reference (default: every layer
             with weights).
-        log_dir: Root folder of the run's logs.
+        log_dir: Root folder of the run's logs (default `"logs"`, under
+            the current working folder).
         every_n_epochs: Evaluate at the end of every n-th epoch.
         every_n_steps: Evaluate every n optimizer steps instead (the event
             step is then the optimizer step).
@@ -219,6 +228,8 @@ class LayerSimilarity(keras.callbacks.Callback):
         return _logging.optimizer_step(self.model)
 
     def on_train_begin(self, logs=None):
+        if _backend.is_chief():
+            _logging.check_writable(self.log_dir)
         if self.activations_fn is None:
             _layers.check_inputs_fit(
                 _layers.trained_network(self.model),
