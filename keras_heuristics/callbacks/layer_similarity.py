@@ -3,11 +3,13 @@
 import glob
 import json
 import os
+import warnings
 
 import keras
 import numpy as np
 from keras import ops
 
+from keras_heuristics import KerasHeuristicsWarning
 from keras_heuristics import _backend
 from keras_heuristics import _layers
 from keras_heuristics import _validation
@@ -54,7 +56,9 @@ class LayerSimilarity(keras.callbacks.Callback):
       study compares against the final or initial network);
     - an integer epoch `e`: the same layer at the end of epoch `e`
       (evaluation points before `e` are reported once `e` is reached);
-    - `"final"`: the same layer at the end of training, computed in
+    - `"final"`: the same layer at the end of training (or, for a layer
+      whose final activations are not finite, its last finite state, with
+      a warning; see `reference_steps`), computed in
       `on_train_end` from the stored per-layer summaries (for SVCCA an
       `n x d` basis per layer and point, directions beyond the kept `k`
       zeroed; raw activations are not kept; when no step was taken since
@@ -132,6 +136,9 @@ class LayerSimilarity(keras.callbacks.Callback):
         steps: The step of each evaluation point.
         values: `(layers, points)` array (or a list of matrices for a model
             reference), filled as training goes (for `"final"`, at the end).
+        reference_steps: For `"final"`, layer name -> the step of the last
+            finite state it was compared with, for the layers whose final
+            activations were not finite.
 
     Example:
 
@@ -249,6 +256,7 @@ class LayerSimilarity(keras.callbacks.Callback):
         self._latest = (iterations, self._summarise(acts))
         self._writer = _logging.run_writer(self.log_dir, "train", self.model)
         self.steps = []
+        self.reference_steps = {}
         self._iterations_of_steps = []
         self.values = [] if self._is_model_reference() else None
         self._pending = []  # (step, summaries) waiting for their reference
@@ -463,6 +471,32 @@ class LayerSimilarity(keras.callbacks.Callback):
                 self._flush_pending(self._reference_summaries)
         self._save()
 
+    def _last_finite(self, final):
+        """The final summaries, where a layer's are not finite (a diverged
+        run) replaced by its last finite ones among the waiting points, so
+        that the points before the divergence are still measured."""
+        reference = list(final)
+        self.reference_steps = {}
+        for i, name in enumerate(self.layer_names):
+            if not isinstance(final[i], matrix_lib.NotFinite):
+                continue
+            for step, _, summaries in reversed(self._pending):
+                if not isinstance(summaries[i], matrix_lib.NotFinite):
+                    reference[i] = summaries[i]
+                    self.reference_steps[name] = int(step)
+                    break
+        if self.reference_steps:
+            warnings.warn(
+                "The final activations of layers "
+                f"{sorted(self.reference_steps)} are not finite (the run "
+                "diverged): each is compared with its last finite state "
+                f"instead (at steps {self.reference_steps}; saved as "
+                "`reference_steps`).",
+                KerasHeuristicsWarning,
+                stacklevel=2,
+            )
+        return reference
+
     def _flush_pending(self, reference):
         for step, iterations, summaries in self._pending:
             self._record(step, iterations, self._compare(summaries, reference))
@@ -523,7 +557,7 @@ class LayerSimilarity(keras.callbacks.Callback):
             iterations, latest = self._latest
             if iterations != self._iterations():
                 latest = self._summaries(self._capture)
-            self._flush_pending(latest)
+            self._flush_pending(self._last_finite(latest))
         # An epoch reference never reached leaves its points pending: they
         # stay in `<name>_state/` for a continued run.
         self._writer.flush()
@@ -575,6 +609,8 @@ class LayerSimilarity(keras.callbacks.Callback):
             # measured, waiting for their reference ("final", an epoch)
             "pending_steps": [int(s) for s in self._pending_steps],
             "complete": complete,
+            # "final": the step a diverged layer was compared with instead
+            "reference_steps": self.reference_steps,
             # strict JSON: null for the NaN of a diverged run
             "values": _json_values(values),
         }

@@ -14,6 +14,7 @@ from tensorboard.backend.event_processing import data_provider
 from tensorboard.backend.event_processing import plugin_event_multiplexer
 from tensorboard.data import provider as provider_lib
 
+from keras_heuristics import KerasHeuristicsWarning
 from keras_heuristics.callbacks.layer_similarity import LayerSimilarity
 from keras_heuristics.distillation import Distiller
 from keras_heuristics.similarity.canonical import svcca
@@ -21,10 +22,10 @@ from keras_heuristics.similarity.cka import linear_cka
 from tests.similarity import _data
 
 
-def _model():
+def _model(activation="relu"):
     inputs = keras.Input((64,))
-    h = keras.layers.Dense(16, activation="relu", name="d1")(inputs)
-    h = keras.layers.Dense(12, activation="relu", name="d2")(h)
+    h = keras.layers.Dense(16, activation=activation, name="d1")(inputs)
+    h = keras.layers.Dense(12, activation=activation, name="d2")(h)
     outputs = keras.layers.Dense(10, name="out")(h)
     model = keras.Model(inputs, outputs)
     model.compile(
@@ -346,6 +347,52 @@ def test_huge_activations_are_measured_and_nan_ones_recorded(tmp_path, digits):
     assert blobs["train"]["layer_similarity_heatmap"].max_step == 2
 
 
+def test_a_diverged_final_state_is_replaced_by_the_last_finite(
+    tmp_path, digits
+):
+    # _Blowup: "out" is NaN from epoch 1 on, the hidden layers from epoch 2
+    # (the NaN gradients reach them; the rate 0 kept them until then).
+    # tanh keeps NaN NaN (a ReLU may turn it into 0).
+    (x, y), (x_test, _) = digits
+    probe = x_test[:200]
+    names = ("d1", "d2", "out")
+    model = _model("tanh")
+    model.compile(
+        keras.optimizers.SGD(0.0),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+
+    class Snapshot(keras.callbacks.Callback):
+        acts = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.acts.append([_acts(model, n, probe) for n in names])
+
+    snap = Snapshot()
+    cb = LayerSimilarity(
+        probe, metric="linear_cka", reference="final", log_dir=tmp_path
+    )
+    with pytest.warns(KerasHeuristicsWarning, match="last finite state"):
+        model.fit(
+            x[:64],
+            y[:64],
+            epochs=3,
+            batch_size=32,
+            verbose=0,
+            callbacks=[_Blowup(), snap, cb],
+        )
+    # The last finite state: epoch 1 for the hidden layers, 0 for "out".
+    expected = {"d1": 1, "d2": 1, "out": 0}
+    assert cb.reference_steps == expected
+    for i, name in enumerate(names):
+        last = expected[name]
+        for point in range(last + 1):
+            want = float(linear_cka(snap.acts[point][i], snap.acts[last][i]))
+            assert abs(cb.values[i, point] - want) < 1e-5, (name, point)
+        assert np.isnan(cb.values[i, last + 1 :]).all()
+    assert _saved(tmp_path)["reference_steps"] == cb.reference_steps
+
+
 @pytest.mark.parametrize("metric", ["svcca", "cca", "pwcca", "linear_cka"])
 @pytest.mark.parametrize("examples", [1, 2])
 def test_a_probe_of_too_few_examples_is_refused(tmp_path, metric, examples):
@@ -493,3 +540,10 @@ def test_a_fresh_run_into_a_used_folder_is_refused(tmp_path, digits):
         want = float(linear_cka(start[i], end[i]))
         assert abs(cb.values[i, -1] - want) < 1e-5
     assert _scalar_steps(tmp_path, "layer_similarity/d1") == [0, 1, 2, 3]
+
+
+def test_a_probe_of_the_wrong_width_names_probe_data(tmp_path, digits):
+    (x, y), _ = digits
+    cb = LayerSimilarity(np.ones((50, 63), "float32"), log_dir=tmp_path)
+    with pytest.raises(ValueError, match="Argument `probe_data` does not fit"):
+        _model().fit(x[:32], y[:32], epochs=1, verbose=0, callbacks=[cb])
