@@ -4,6 +4,7 @@ import pytest
 from keras_heuristics.callbacks import MetricsLogger
 from tests.callbacks._models import ones
 from tests.callbacks._models import unit_gradient_model
+from tests.callbacks._models import weight
 from tests.tensorboard import _read
 
 
@@ -71,3 +72,20 @@ def test_a_log_dir_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="`log_dir` must be a folder"):
         MetricsLogger(tmp_path / "file")
+
+
+def test_a_log_dir_that_cannot_be_written_is_refused_before_training(
+    tmp_path,
+):
+    (tmp_path / "file").write_text("")
+    x, y = ones(4)
+    model = unit_gradient_model(0.1)
+    with pytest.raises(ValueError, match="writable folder"):
+        model.fit(
+            x,
+            y,
+            epochs=2,
+            verbose=0,
+            callbacks=[MetricsLogger(tmp_path / "file" / "run")],
+        )
+    assert weight(model) == 0.0  # no step taken
