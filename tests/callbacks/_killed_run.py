@@ -14,6 +14,8 @@ import keras
 import numpy as np
 
 from keras_heuristics.callbacks import LayerSimilarity
+from keras_heuristics.callbacks import RestartSnapshots
+from keras_heuristics.schedules import CosineRestarts
 
 
 class _Kill(keras.callbacks.Callback):
@@ -33,7 +35,7 @@ def data():
     return x, y
 
 
-def model():
+def model(learning_rate=0.1):
     keras.utils.set_random_seed(0)
     m = keras.Sequential(
         [
@@ -43,15 +45,24 @@ def model():
         ]
     )
     m.compile(
-        optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+        optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     return m
 
 
-def run(log_dir, epochs, reference, kill_after=None, backup_dir=None):
+def run(
+    log_dir,
+    epochs,
+    reference,
+    kill_after=None,
+    backup_dir=None,
+    snapshots=None,
+):
+    """With `snapshots` (a `RestartSnapshots` filepath), the rate follows
+    `CosineRestarts(0.1, 4, t_mul=1)`: a restart every 4 steps, one epoch."""
     x, y = data()
-    m = model()
+    m = model(0.1 if snapshots is None else CosineRestarts(0.1, 4, t_mul=1.0))
     # BackupAndRestore first: it restores the model and optimizer in its
     # `on_train_begin`, which the other callbacks must see.
     callbacks = []
@@ -61,6 +72,8 @@ def run(log_dir, epochs, reference, kill_after=None, backup_dir=None):
         x, metric="linear_cka", reference=reference, log_dir=log_dir
     )
     callbacks.append(similarity)
+    if snapshots is not None:
+        callbacks.append(RestartSnapshots(snapshots))
     if kill_after is not None:
         callbacks.append(_Kill(kill_after))
     m.fit(

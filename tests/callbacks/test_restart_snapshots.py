@@ -193,3 +193,51 @@ def test_non_finite_weights_are_saved_with_a_warning(tmp_path):
     with pytest.warns(KerasHeuristicsWarning, match="not finite"):
         _fit(model, callback, epochs=1)
     assert callback.steps == [3, 6]
+
+
+@pytest.mark.slow
+def test_a_killed_and_continued_run_saves_the_uninterrupted_snapshots(
+    tmp_path,
+):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.callbacks import _killed_run
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    args = dict(
+        log_dir=str(tmp_path / "logs"),
+        epochs=4,
+        reference="initial",
+        backup_dir=str(tmp_path / "backup"),
+        snapshots=str(tmp_path / "killed" / "s{index}_{step}.weights.h5"),
+    )
+    for extra, status in (({"kill_after": 1}, -signal.SIGKILL), ({}, 0)):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tests.callbacks._killed_run",
+                json.dumps({**args, **extra}),
+            ],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert done.returncode == status, done.stderr[-3000:]
+    whole = str(tmp_path / "whole" / "s{index}_{step}.weights.h5")
+    _killed_run.run(str(tmp_path / "whole_logs"), 4, "initial", snapshots=whole)
+    # 4 steps an epoch, a restart every 4: snapshots 0-1 before the kill
+    # (after epoch 1), 2-3 from the continued run.
+    names = sorted(os.listdir(tmp_path / "killed"))
+    assert names == [f"s{i}_{4 * (i + 1)}.weights.h5" for i in range(4)]
+    a, b = _killed_run.model(), _killed_run.model()
+    for name in names:
+        a.load_weights(str(tmp_path / "killed" / name))
+        b.load_weights(str(tmp_path / "whole" / name))
+        for x, y in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
