@@ -32,7 +32,6 @@ import numbers
 import os
 import pickle
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -181,10 +180,6 @@ def _write_atomically(path, text):
 def _run_cell(function, cell, root):
     """Runs one cell and writes its record; in the worker process."""
     cell_dir = cell.directory(root)
-    # Only unfinished cells run: what an interrupted attempt left in the
-    # folder (logs, snapshots) would mix with this one's, which the
-    # library's callbacks refuse. The cell starts afresh.
-    shutil.rmtree(cell_dir, ignore_errors=True)
     os.makedirs(cell_dir, exist_ok=True)
     start = time.perf_counter()
     result = function(cell, cell_dir)
@@ -391,8 +386,7 @@ def run_cells(function, cells, root, workers=None, verbose=1):
     Args:
         function: `function(cell, cell_dir) -> dict` of JSON-able values
             (NumPy scalars and arrays are converted). `cell_dir` is the
-            cell's own folder (created, and emptied first: an unfinished
-            cell starts afresh), for logs and snapshots. To run in
+            cell's own folder (created), for logs and snapshots. To run in
             subprocesses it must be a module-level function, importable by
             its module and name.
         cells: Non-empty list of `Cell` with distinct keys.
