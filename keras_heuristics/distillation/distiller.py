@@ -77,7 +77,10 @@ class Distiller(keras.Model):
     `keras_heuristics.schedules.LinearDecay`). The step is
     `distiller.distillation_step`, the number of training batches seen so
     far; it is saved with the model, so a loaded distiller resumes its
-    schedules.
+    schedules. `fit` checks a schedule at every step it will take and
+    refuses, before training, one that leaves its range (`alpha` in
+    [0, 1], `temperature > 0`); when the number of steps is unknown (a
+    dataset without a length) it warns, and such values are clipped.
 
     The teacher is frozen: the constructor sets `teacher.trainable = False`
     (on the object you pass), the teacher always runs with `training=False`
