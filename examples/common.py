@@ -11,6 +11,7 @@ when they cannot be pickled).
 
 import json
 import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -115,6 +116,16 @@ def model_name(spec):
 def accuracy(model, x, y, batch_size=500):
     logits = model.predict(x, batch_size=batch_size, verbose=0)
     return float(np.mean(np.argmax(logits, -1) == y))
+
+
+def fresh_folders(*paths):
+    """Empties (and creates) the folders a run writes its logs and snapshots
+    to, so that a rerun after an interruption starts afresh: the library's
+    callbacks refuse a fresh `fit` into a folder holding an earlier run's
+    event files or snapshots, which would mix two runs."""
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path, exist_ok=True)
 
 
 def write_json(path, value):

@@ -88,6 +88,7 @@ def _teacher(p, seed):
 
 def run_teacher_cell(cell, cell_dir):
     """Trains the teacher and saves its weights in the cell's folder."""
+    common.fresh_folders(cell_dir)
     p = cell.kwargs
     params = p["params"]
     (x, y), (x_test, y_test) = common.load(p["data"])
@@ -115,6 +116,7 @@ def run_teacher_cell(cell, cell_dir):
 
 def run_cell(cell, cell_dir):
     """One student seed: distilled and independent, compared with the teacher."""
+    common.fresh_folders(cell_dir)
     p = cell.kwargs
     params = p["params"]
     (x, y), (x_test, y_test) = common.load(p["data"])

@@ -164,6 +164,10 @@ def run_cell(cell, cell_dir):
     epochs = ends[-1]
     fit = dict(batch_size=params["batch_size"], epochs=epochs, verbose=0)
     snap_dir = os.path.join(cell_dir, "snapshots")
+    # The plane's checkpoint stays: keyed on the weights, it resumes.
+    common.fresh_folders(
+        snap_dir, os.path.join(cell_dir, "sgdr"), os.path.join(cell_dir, "sgd")
+    )
 
     sgdr = common.build(p["model"], seed)
     schedule = schedules.CosineRestarts(

@@ -89,6 +89,9 @@ def run(
         steps_per_epoch=steps_per_epoch,
     )
     model = build(0)
+    common.fresh_folders(
+        *(os.path.join(logdir, d) for d in ("train", "validation", "snapshots"))
+    )
     model.compile(
         optimizer=keras.optimizers.SGD(schedule, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

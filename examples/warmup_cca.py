@@ -142,6 +142,7 @@ def choose_rate(sweep_results, threshold=SWEEP_ACCURACY):
 
 def run_cell(cell, cell_dir):
     """One arm at one seed: training with the two similarity callbacks."""
+    common.fresh_folders(cell_dir)
     p = cell.kwargs
     params, arm = p["params"], cell.config
     (x, y), (x_test, y_test) = common.load(p["data"])

@@ -144,6 +144,7 @@ def run(
         start = time.perf_counter()
         model = build(0)
         run_dir = os.path.join(logdir, name)
+        common.fresh_folders(run_dir)
         batch_size = 32 if name == "small_batch" else large
         summary = {"batch_size": batch_size}
         extra = []

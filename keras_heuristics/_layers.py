@@ -49,3 +49,27 @@ def resolve_layers(model, layers, argument="layers"):
             )
         resolved.append(layer)
     return resolved
+
+
+def check_inputs_fit(model, x, argument):
+    """Raises a `ValueError` naming `argument` when the inputs `x` do not
+    fit a functional or Sequential `model` (a wrong width, say), found from
+    shapes alone before any work. Subclassed models are not checked here:
+    their first call reports it."""
+    import keras
+
+    if not getattr(model, "inputs", None):
+        return
+    spec = keras.tree.map_structure(
+        lambda a: keras.KerasTensor(
+            tuple(a.shape), dtype=keras.backend.standardize_dtype(a.dtype)
+        ),
+        x,
+    )
+    try:
+        model.compute_output_spec(spec)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"Argument `{argument}` does not fit the inputs of the model "
+            f"{model.name!r}: {error}"
+        ) from None

@@ -117,6 +117,20 @@ def check_boundaries(name, values):
     return values
 
 
+def _low_precision_as_float32(values):
+    """A bfloat16 (or float8) array or tensor as a float32 NumPy array, None
+    for anything else: NumPy has no such type of its own (PyTorch's tensors
+    of it do not convert, JAX's and TensorFlow's give an opaque dtype)."""
+    dtype = str(getattr(values, "dtype", ""))
+    if "bfloat16" not in dtype and "float8" not in dtype:
+        return None
+    import keras
+
+    return np.asarray(
+        keras.ops.convert_to_numpy(keras.ops.cast(values, "float32"))
+    )
+
+
 def number_array(name, values, dtype=None, what="an array of numbers"):
     """`values` (a list, tuple or NumPy array) as a NumPy array of real
     numbers, cast to `dtype` when given.
@@ -131,7 +145,9 @@ def number_array(name, values, dtype=None, what="an array of numbers"):
             + _received(name, values)[:200]
         )
     try:
-        array = np.asarray(values)
+        array = _low_precision_as_float32(values)
+        if array is None:
+            array = np.asarray(values)
     except (TypeError, ValueError, RuntimeError) as error:
         raise TypeError(
             f"Argument `{name}` must be {what}. Received: "

@@ -229,7 +229,7 @@ class IntrinsicLR(keras.callbacks.Callback):
         self._writer = (
             None
             if self.log_dir is None
-            else _logging.run_writer(self.log_dir, "train")
+            else _logging.run_writer(self.log_dir, "train", self.model)
         )
         self._targets = self._resolve(model)
         _hvp.sync_state(model)

@@ -1,12 +1,15 @@
 """Layer-by-layer representation similarity during training."""
 
+import glob
 import json
 import os
+import warnings
 
 import keras
 import numpy as np
 from keras import ops
 
+from keras_heuristics import KerasHeuristicsWarning
 from keras_heuristics import _backend
 from keras_heuristics import _layers
 from keras_heuristics import _validation
@@ -53,7 +56,9 @@ class LayerSimilarity(keras.callbacks.Callback):
       study compares against the final or initial network);
     - an integer epoch `e`: the same layer at the end of epoch `e`
       (evaluation points before `e` are reported once `e` is reached);
-    - `"final"`: the same layer at the end of training, computed in
+    - `"final"`: the same layer at the end of training (or, for a layer
+      whose final activations are not finite, its last finite state, with
+      a warning; see `reference_steps`), computed in
       `on_train_end` from the stored per-layer summaries (for SVCCA an
       `n x d` basis per layer and point, directions beyond the kept `k`
       zeroed; raw activations are not kept; when no step was taken since
@@ -73,7 +78,15 @@ class LayerSimilarity(keras.callbacks.Callback):
     - `<name>_heatmap`: a PNG heatmap, layers x evaluation points (or
       layers x reference layers);
     - `log_dir/<name>.npz` and `log_dir/<name>.json`: the values, layer
-      names, evaluation steps, metric and reference, for your own plots.
+      names, evaluation steps, metric and reference, for your own plots,
+      rewritten atomically after every evaluation point (a killed run keeps
+      every finished point; `complete` is true once training ended);
+    - `log_dir/<name>_state/`: each point's probe activations, from which
+      a continued `fit` (a restored optimizer, e.g. Keras'
+      `BackupAndRestore` placed before this callback) compares the points
+      still waiting for their reference ("final", an epoch) and goes on. A
+      fresh `fit` (optimizer at step 0) into a `log_dir` that holds results
+      of the same `name` is refused, never overwritten.
 
     A layer whose activations (or whose reference's) hold NaN or inf, as
     in a diverging run, gets NaN for that point (null in the JSON file,
@@ -102,7 +115,8 @@ class LayerSimilarity(keras.callbacks.Callback):
             number, or a model / activation callable.
         reference_layers: Layers of a model reference (default: every layer
             with weights).
-        log_dir: Root folder of the run's logs.
+        log_dir: Root folder of the run's logs (default `"logs"`, under
+            the current working folder).
         every_n_epochs: Evaluate at the end of every n-th epoch.
         every_n_steps: Evaluate every n optimizer steps instead (the event
             step is then the optimizer step).
@@ -122,6 +136,9 @@ class LayerSimilarity(keras.callbacks.Callback):
         steps: The step of each evaluation point.
         values: `(layers, points)` array (or a list of matrices for a model
             reference), filled as training goes (for `"final"`, at the end).
+        reference_steps: For `"final"`, layer name -> the step of the last
+            finite state it was compared with, for the layers whose final
+            activations were not finite.
 
     Example:
 
@@ -214,13 +231,18 @@ class LayerSimilarity(keras.callbacks.Callback):
         return matrix_lib.cells(self.metric, a, b, self._gram_space)
 
     def _iterations(self):
-        """The optimizer step (None without an optimizer)."""
-        optimizer = getattr(self.model, "optimizer", None)
-        if optimizer is None:
-            return None
-        return int(ops.convert_to_numpy(optimizer.iterations))
+        """The optimizer step (0 without an optimizer)."""
+        return _logging.optimizer_step(self.model)
 
     def on_train_begin(self, logs=None):
+        if _backend.is_chief():
+            _logging.check_writable(self.log_dir)
+        if self.activations_fn is None:
+            _layers.check_inputs_fit(
+                _layers.trained_network(self.model),
+                self.probe_data,
+                "probe_data",
+            )
         self._capture = capture_lib.ActivationCapture(
             self.activations_fn or _layers.trained_network(self.model),
             None if self.activations_fn else self.layers,
@@ -230,15 +252,19 @@ class LayerSimilarity(keras.callbacks.Callback):
         acts = self._capture(self.probe_data)
         self.layer_names = list(self._capture.names)
         self._gram_space = matrix_lib.use_gram_space(self.metric, acts)
-        self._initial = self._summarise(acts)
-        self._latest = (self._iterations(), self._initial)
-        self._writer = _logging.run_writer(self.log_dir, "train")
+        iterations = self._iterations()
+        self._latest = (iterations, self._summarise(acts))
+        self._writer = _logging.run_writer(self.log_dir, "train", self.model)
         self.steps = []
+        self.reference_steps = {}
+        self._iterations_of_steps = []
         self.values = [] if self._is_model_reference() else None
         self._pending = []  # (step, summaries) waiting for their reference
-        self._previous = self._initial
+        self._pending_steps = []
         self._reference_summaries = None
-        self._steps_seen = 0
+        # Steps counted from the optimizer's: a continued run continues.
+        self._steps_seen = iterations
+        self._state_dir = os.path.join(self.log_dir, f"{self.name}_state")
         if self._is_model_reference():
             ref_capture = capture_lib.ActivationCapture(
                 self.reference,
@@ -255,7 +281,145 @@ class LayerSimilarity(keras.callbacks.Callback):
             )
         else:
             self._columns = []
+        saved = self._saved_results()
+        if saved is None:
+            self._initial = self._latest[1]
+            self._previous = self._initial
+            if not self._is_model_reference():
+                self._save_acts("initial", None, iterations, acts)
+        else:
+            self._resume(saved, iterations)
+        self._save()
 
+    # ------------------------------------------------------------------
+    # Files: `<name>.npz`/`.json` (the results) and `<name>_state/` (the
+    # probe activations of each point, from which a continued run
+    # re-computes what it compares against).
+    def _base(self):
+        return os.path.join(self.log_dir, self.name)
+
+    def _saved_results(self):
+        """The saved results of an earlier run in `log_dir`, or None."""
+        path = self._base() + ".json"
+        if not _backend.is_chief() or not os.path.exists(path):
+            return None
+        if self._iterations() == 0:
+            raise _logging.fresh_run_refused(
+                f"the results of a `LayerSimilarity` named {self.name!r}",
+                path,
+            )
+        try:
+            with open(path) as f:
+                saved = json.load(f)
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"Argument `log_dir` holds an unreadable results file "
+                f"{path!r} ({error}); remove it or pass another `log_dir`."
+            ) from None
+        mine = {
+            "metric": self.metric,
+            "reference": self._reference_label(),
+            "layers": self.layer_names,
+        }
+        theirs = {k: saved.get(k) for k in mine}
+        if theirs != mine:
+            raise ValueError(
+                f"The results in {path!r} were measured with other settings "
+                f"({theirs}) than this callback's ({mine}); pass another "
+                "`log_dir` or `name`."
+            )
+        return saved
+
+    def _save_acts(self, kind, step, iterations, acts):
+        if not _backend.is_chief():
+            return
+        arrays = {
+            f"layer_{i}": np.asarray(ops.convert_to_numpy(a))
+            for i, a in enumerate(acts)
+        }
+        path = os.path.join(self._state_dir, f"{kind}_{iterations}.npz")
+        if kind == "initial":
+            path = os.path.join(self._state_dir, "initial.npz")
+
+        def write(temporary):
+            np.savez(
+                temporary,
+                step=np.asarray(-1 if step is None else step),
+                iterations=np.asarray(iterations),
+                **arrays,
+            )
+
+        _logging.write_atomically(path, write)
+
+    def _load_acts(self, path):
+        with np.load(path) as data:
+            acts = [
+                ops.convert_to_tensor(data[f"layer_{i}"])
+                for i in range(len(self.layer_names))
+            ]
+            return int(data["step"]), int(data["iterations"]), acts
+
+    def _resume(self, saved, iterations):
+        """Continues the run saved in `log_dir`: its points up to the
+        optimizer's current step are kept, later ones (from beyond the
+        restored checkpoint) are measured again."""
+        keep = [
+            i
+            for i, it in enumerate(saved.get("iterations", []))
+            if it <= iterations
+        ]
+        initial = os.path.join(self._state_dir, "initial.npz")
+        points = sorted(
+            glob.glob(os.path.join(self._state_dir, "point_*.npz")),
+            key=lambda p: int(p.rsplit("_", 1)[1][: -len(".npz")]),
+        )
+        loaded = []
+        for path in points:
+            point = self._load_acts(path)
+            if point[1] <= iterations:
+                loaded.append(point)
+            else:  # measured beyond the restored checkpoint
+                os.remove(path)
+        points = loaded
+        if self._is_model_reference():
+            self.steps = [saved["steps"][i] for i in keep]
+            self._iterations_of_steps = [saved["iterations"][i] for i in keep]
+            self.values = [
+                np.asarray(saved["values"][i], "float32") for i in keep
+            ]
+            return
+        if not os.path.exists(initial):
+            raise ValueError(
+                f"The results in {self._base()!r}.json cannot be continued: "
+                f"{initial!r} is missing; pass another `log_dir`."
+            )
+        self._initial = self._summarise(self._load_acts(initial)[2])
+        self._previous = self._initial
+        if points:
+            self._previous = self._summarise(points[-1][2])
+        ref = self.reference
+        reached = (
+            isinstance(ref, int)
+            and self.every_n_steps is None
+            and any(s >= ref for s, _, _ in points)
+        )
+        if ref in ("previous", "initial") or reached:
+            values = np.asarray(saved["values"], "float32")
+            for i in keep:
+                self.steps.append(saved["steps"][i])
+                self._iterations_of_steps.append(saved["iterations"][i])
+                self._columns.append(values[:, i])
+            if self._columns:
+                self.values = np.stack(self._columns, axis=1)
+            if reached:
+                step, _, acts = next(p for p in points if p[0] >= ref)
+                self._reference_summaries = self._summarise(acts)
+        else:  # "final", or an epoch not reached yet: all wait again
+            for step, it, acts in points:
+                self._pending.append((step, it, self._summarise(acts)))
+        self._pending_steps = [p[0] for p in self._pending]
+
+    # ------------------------------------------------------------------
     def _is_model_reference(self):
         return not isinstance(self.reference, (str, int))
 
@@ -272,37 +436,76 @@ class LayerSimilarity(keras.callbacks.Callback):
 
     def _evaluate(self, step, epoch):
         _backend.sync_model_state(self.model)
-        current = self._summaries(self._capture)
-        self._latest = (self._iterations(), current)
+        iterations = self._iterations()
+        acts = self._capture(self.probe_data)
+        current = self._summarise(acts)
+        self._latest = (iterations, current)
         if self._is_model_reference():
             refs = self._reference_summaries
             m = self._compare(
                 [a for a in current for _ in refs], list(refs) * len(current)
             ).reshape(len(current), len(refs))
             self.steps.append(step)
+            self._iterations_of_steps.append(iterations)
             self.values.append(m)
             self._write_matrix(step, m)
+            self._save()
             return
+        self._save_acts("point", step, iterations, acts)
         ref = self.reference
         if ref == "previous":
-            self._record(step, self._compare(current, self._previous))
+            self._record(
+                step, iterations, self._compare(current, self._previous)
+            )
             self._previous = current
         elif ref == "initial":
-            self._record(step, self._compare(current, self._initial))
+            self._record(
+                step, iterations, self._compare(current, self._initial)
+            )
         else:  # an epoch number or "final": may have to wait
-            self._pending.append((step, current))
+            self._pending.append((step, iterations, current))
+            self._pending_steps.append(step)
             if isinstance(ref, int) and epoch is not None and epoch >= ref:
                 if self._reference_summaries is None:
                     self._reference_summaries = current
                 self._flush_pending(self._reference_summaries)
+        self._save()
+
+    def _last_finite(self, final):
+        """The final summaries, where a layer's are not finite (a diverged
+        run) replaced by its last finite ones among the waiting points, so
+        that the points before the divergence are still measured."""
+        reference = list(final)
+        self.reference_steps = {}
+        for i, name in enumerate(self.layer_names):
+            if not isinstance(final[i], matrix_lib.NotFinite):
+                continue
+            for step, _, summaries in reversed(self._pending):
+                if not isinstance(summaries[i], matrix_lib.NotFinite):
+                    reference[i] = summaries[i]
+                    self.reference_steps[name] = int(step)
+                    break
+        if self.reference_steps:
+            warnings.warn(
+                "The final activations of layers "
+                f"{sorted(self.reference_steps)} are not finite (the run "
+                "diverged): each is compared with its last finite state "
+                f"instead (at steps {self.reference_steps}; saved as "
+                "`reference_steps`).",
+                KerasHeuristicsWarning,
+                stacklevel=2,
+            )
+        return reference
 
     def _flush_pending(self, reference):
-        for step, summaries in self._pending:
-            self._record(step, self._compare(summaries, reference))
+        for step, iterations, summaries in self._pending:
+            self._record(step, iterations, self._compare(summaries, reference))
         self._pending = []
+        self._pending_steps = []
 
-    def _record(self, step, values):
+    def _record(self, step, iterations, values):
         self.steps.append(step)
+        self._iterations_of_steps.append(iterations)
         self._columns.append(values)
         self.values = np.stack(self._columns, axis=1)
         label = self._reference_label()
@@ -351,20 +554,20 @@ class LayerSimilarity(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.reference == "final":
             _backend.sync_model_state(self.model)
-            step, latest = self._latest
-            if step is None or step != self._iterations():
+            iterations, latest = self._latest
+            if iterations != self._iterations():
                 latest = self._summaries(self._capture)
-            self._flush_pending(latest)
-        elif self._pending:  # reference epoch never reached
-            self._pending = []
+            self._flush_pending(self._last_finite(latest))
+        # An epoch reference never reached leaves its points pending: they
+        # stay in `<name>_state/` for a continued run.
         self._writer.flush()
-        self._save()
+        self._save(complete=True)
 
-    def _save(self):
+    def _save(self, complete=False):
+        """Writes the results so far, each file atomically."""
         if not _backend.is_chief():  # one copy per distributed job
             return
-        os.makedirs(self.log_dir, exist_ok=True)
-        base = os.path.join(self.log_dir, self.name)
+        base = self._base()
         if self._is_model_reference():
             values = (
                 np.stack(self.values)
@@ -379,28 +582,44 @@ class LayerSimilarity(keras.callbacks.Callback):
                 else np.zeros((len(self.layer_names), 0), "float32")
             )
             cols = None
-        np.savez(
+        steps = np.asarray(self.steps, dtype="int64")
+        iterations = [int(i) for i in self._iterations_of_steps]
+        _logging.write_atomically(
             base + ".npz",
-            values=values,
-            steps=np.asarray(self.steps, dtype="int64"),
-            layers=np.asarray(self.layer_names),
-            reference_layers=np.asarray(cols or []),
-            metric=np.asarray(self.metric),
-            reference=np.asarray(self._reference_label()),
+            lambda path: np.savez(
+                path,
+                values=values,
+                steps=steps,
+                iterations=np.asarray(iterations, dtype="int64"),
+                pending_steps=np.asarray(self._pending_steps, dtype="int64"),
+                layers=np.asarray(self.layer_names),
+                reference_layers=np.asarray(cols or []),
+                metric=np.asarray(self.metric),
+                reference=np.asarray(self._reference_label()),
+                complete=np.asarray(complete),
+            ),
         )
-        with open(base + ".json", "w") as f:
-            json.dump(
-                {
-                    "metric": self.metric,
-                    "reference": self._reference_label(),
-                    "layers": self.layer_names,
-                    "reference_layers": cols,
-                    "steps": [int(s) for s in self.steps],
-                    # strict JSON: null for the NaN of a diverged run
-                    "values": _json_values(values),
-                },
-                f,
-            )
+        record = {
+            "metric": self.metric,
+            "reference": self._reference_label(),
+            "layers": self.layer_names,
+            "reference_layers": cols,
+            "steps": [int(s) for s in self.steps],
+            "iterations": iterations,
+            # measured, waiting for their reference ("final", an epoch)
+            "pending_steps": [int(s) for s in self._pending_steps],
+            "complete": complete,
+            # "final": the step a diverged layer was compared with instead
+            "reference_steps": self.reference_steps,
+            # strict JSON: null for the NaN of a diverged run
+            "values": _json_values(values),
+        }
+
+        def write_json(path):
+            with open(path, "w") as f:
+                json.dump(record, f)
+
+        _logging.write_atomically(base + ".json", write_json)
 
 
 def _json_values(values):

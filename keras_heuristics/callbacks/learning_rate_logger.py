@@ -57,7 +57,7 @@ class LearningRateLogger(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         optimizer = _optimizer_of(self.model)
-        self._writer = _logging.run_writer(self.log_dir, "train")
+        self._writer = _logging.run_writer(self.log_dir, "train", self.model)
         self._schedule = optimizer._learning_rate
         self._is_schedule = isinstance(
             self._schedule, keras.optimizers.schedules.LearningRateSchedule

@@ -40,8 +40,10 @@ class MetricsLogger(keras.callbacks.Callback):
         self._batches = 0
 
     def on_train_begin(self, logs=None):
-        self._train = _logging.run_writer(self.log_dir, "train")
-        self._validation = _logging.run_writer(self.log_dir, "validation")
+        self._train = _logging.run_writer(self.log_dir, "train", self.model)
+        self._validation = _logging.run_writer(
+            self.log_dir, "validation", self.model
+        )
 
     def on_train_batch_end(self, batch, logs=None):
         self._batches += 1

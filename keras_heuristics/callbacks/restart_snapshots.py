@@ -1,6 +1,8 @@
 """Weights saved just before each warm restart (the SGDR iterates)."""
 
+import glob
 import os
+import re
 import string
 import warnings
 
@@ -11,6 +13,7 @@ from keras import ops
 from keras_heuristics import KerasHeuristicsWarning
 from keras_heuristics import _backend
 from keras_heuristics import _validation
+from keras_heuristics.callbacks import _logging
 from keras_heuristics.callbacks.learning_rate_logger import _optimizer_of
 
 
@@ -43,6 +46,32 @@ def _check_filepath(filepath):
     return filepath
 
 
+def _saved_snapshots(filepath):
+    """`(fields, path)` of the existing files that `filepath` names, in the
+    order of their index (or step, or epoch)."""
+    pattern, regex, names = "", "", []
+    for literal, name, _, _ in string.Formatter().parse(filepath):
+        pattern += glob.escape(literal)
+        regex += re.escape(literal)
+        if name is None:
+            continue
+        pattern += "*"
+        if name in names:
+            regex += f"(?P={name})"
+        else:
+            regex += rf"(?P<{name}>-?\d+)"
+            names.append(name)
+    found = []
+    for path in glob.glob(pattern):
+        match = re.fullmatch(regex, path)
+        if match:
+            fields = {k: int(v) for k, v in match.groupdict().items()}
+            found.append((fields, path))
+    order = [n for n in ("index", "step", "epoch") if n in names]
+    found.sort(key=lambda item: [item[0][n] for n in order])
+    return found
+
+
 class RestartSnapshots(keras.callbacks.Callback):
     """Saves the weights at the end of each cycle of a restarting schedule.
 
@@ -56,8 +85,15 @@ class RestartSnapshots(keras.callbacks.Callback):
     optimizer unless `schedule` is given. In a distributed job, only the
     chief process writes the files, as for the TensorBoard logs.
 
+    Each file is written atomically. `index` counts the restarts passed, so
+    a `fit` that continues a run (its optimizer restored) numbers its
+    snapshots on, and the earlier ones it finds count as its own; a fresh
+    `fit` (optimizer at step 0) whose `filepath` names existing files is
+    refused rather than overwrite them. Weights that are not finite (a
+    diverged run) are saved with a warning.
+
     Attributes:
-        snapshots: Paths written so far, in order.
+        snapshots: Paths of the snapshots of this run, in order.
         steps: The update count of each snapshot.
 
     Args:
@@ -125,6 +161,30 @@ class RestartSnapshots(keras.callbacks.Callback):
         self._epoch_first_step = self._step
         self._epoch = 0
         self._pending = self._restarts_after(self._step)
+        # The snapshot index is the number of restarts passed, so that a
+        # continued run (a restored optimizer) goes on where it was.
+        self._index = sum(
+            1
+            for s in self._schedule.restart_steps(self._step)
+            if s <= self._step
+        )
+        found = _saved_snapshots(self.filepath)
+        if found and self._step == 0 and _backend.is_chief():
+            raise ValueError(
+                f"Snapshots of an earlier run are in the way ({found[0][1]!r}"
+                f"{' and more' if len(found) > 1 else ''}), and this `fit` "
+                "starts afresh (its optimizer has taken no step). Pass "
+                "another `filepath` (e.g. a folder per run) or remove them; "
+                "to continue that run, restore its model and optimizer "
+                "(`keras.saving.load_model`, `BackupAndRestore`)."
+            )
+        if not self.snapshots:  # a new callback continuing a saved run
+            for fields, path in found:
+                if fields.get("step", 0) <= self._step and (
+                    fields.get("index", -1) < self._index
+                ):
+                    self.snapshots.append(path)
+                    self.steps.append(fields.get("step"))
 
     def _restarts_after(self, step):
         """Restart steps > step, looking ahead in growing windows."""
@@ -158,13 +218,24 @@ class RestartSnapshots(keras.callbacks.Callback):
 
     def _save(self, step):
         path = self.filepath.format(
-            index=len(self.snapshots), step=step, epoch=self._epoch
+            index=self._index, step=step, epoch=self._epoch
         )
         if _backend.is_chief():  # one copy per distributed job
-            folder = os.path.dirname(path)
-            if folder:
-                os.makedirs(folder, exist_ok=True)
-            self.model.save_weights(path, overwrite=True)
+            if not all(
+                np.all(np.isfinite(ops.convert_to_numpy(w)))
+                for w in self.model.weights
+                if "float" in str(w.dtype)
+            ):
+                warnings.warn(
+                    f"The weights at step {step} are not finite (the run "
+                    f"diverged); the snapshot {path!r} holds NaN or inf.",
+                    KerasHeuristicsWarning,
+                    stacklevel=2,
+                )
+            _logging.write_atomically(
+                path, lambda temporary: self.model.save_weights(temporary)
+            )
+        self._index += 1
         self.snapshots.append(path)
         self.steps.append(step)
 

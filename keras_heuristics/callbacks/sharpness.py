@@ -9,6 +9,7 @@ from keras import ops
 
 from keras_heuristics import _backend
 from keras_heuristics import _hvp
+from keras_heuristics import _layers
 from keras_heuristics import _validation
 from keras_heuristics.callbacks import _logging
 from keras_heuristics.optimizers import gi_adam
@@ -221,7 +222,9 @@ class Sharpness(keras.callbacks.Callback):
     (SGD), `sharpness/preconditioned` and
     `sharpness/preconditioned_threshold_ratio` (Adam family),
     `sharpness/iterations`. The same numbers are kept in `self.history`
-    (a dict of lists, with the `step`s).
+    (a dict of lists, with the `step`s). When the loss on `data` or its
+    Hessian-vector products are not finite (a diverged run), NaN is
+    recorded and training goes on, unless `stop_on_nan=True`.
 
     Args:
         data: The fixed batch: an `(x, y)` tuple of arrays or a dataset,
@@ -237,6 +240,11 @@ class Sharpness(keras.callbacks.Callback):
         preconditioned: Whether to measure `lambda_max(P^-1 H)` (a bool);
             `"auto"` does it for the Adam family only.
         seed: Seed of the first start vector.
+        stop_on_nan: Whether to stop training (Keras' `stop_training`) when
+            the loss or its Hessian-vector products on `data` are not
+            finite. Off by default: the sharpness is then recorded as NaN,
+            as the other callbacks record a diverged run, and training and
+            the other callbacks go on.
 
     Example:
 
@@ -262,6 +270,7 @@ class Sharpness(keras.callbacks.Callback):
         batch_size=None,
         preconditioned="auto",
         seed=0,
+        stop_on_nan=False,
     ):
         super().__init__()
         self.data = data
@@ -289,16 +298,25 @@ class Sharpness(keras.callbacks.Callback):
             "preconditioned", preconditioned, ("auto", True, False)
         )
         self.seed = _validation.check_int("seed", seed)
+        if not isinstance(stop_on_nan, bool):
+            raise TypeError(
+                "Argument `stop_on_nan` must be a bool. "
+                f"Received: stop_on_nan={stop_on_nan!r}"
+            )
+        self.stop_on_nan = stop_on_nan
         self._batch = _hvp.first_batch(data, batch_size)
         self.history = {}
         self._vectors = {}
 
     def on_train_begin(self, logs=None):
         _hvp.check_compiled(self.model, "`Sharpness`")
+        _layers.check_inputs_fit(
+            _layers.trained_network(self.model), self._batch[0], "data"
+        )
         self._writer = (
             None
             if self.log_dir is None
-            else _logging.run_writer(self.log_dir, "train")
+            else _logging.run_writer(self.log_dir, "train", self.model)
         )
         optimizer = self.model.optimizer
         optimizer = getattr(optimizer, "inner_optimizer", optimizer)
@@ -353,19 +371,26 @@ class Sharpness(keras.callbacks.Callback):
         def top(key, operator):
             try:
                 return self._top(key, operator)
-            except _NotFinite as error:
-                loss = self._loss(weights, state)
-                loss = float(ops.convert_to_numpy(loss))
-                raise ValueError(
-                    f"Sharpness at step {step}: the loss on the `data` batch "
-                    f"is {loss} and its Hessian-vector products are not "
-                    "finite, so no eigenvalue can be computed (the "
-                    "weights, the loss or the batch hold NaN or inf values)."
-                ) from error
+            except _NotFinite:
+                # A diverged run: recorded as NaN, training goes on (or
+                # stops through Keras' own flag, if asked).
+                self._vectors.pop(key, None)
+                if self.stop_on_nan:
+                    self.model.stop_training = True
+                return math.nan, 0
 
         values["sharpness"], iterations = top("hessian", hessian)
         values["sharpness/iterations"] = iterations
-        if self._measure_preconditioned:
+        if math.isnan(values["sharpness"]):
+            if self._measure_preconditioned:
+                values["sharpness/preconditioned"] = math.nan
+                if threshold is not None:
+                    values["sharpness/preconditioned_threshold_ratio"] = (
+                        math.nan
+                    )
+            elif threshold is not None:
+                values["sharpness/threshold_ratio"] = math.nan
+        elif self._measure_preconditioned:
             _, gradients = _hvp.value_and_grad(
                 lambda w: self._loss(w, state), weights
             )

@@ -1,7 +1,10 @@
 """Shared machinery: paths of weights, one compiled evaluator, checkpoints."""
 
+import hashlib
+import json
 import os
 import warnings
+import zipfile
 
 import keras
 import numpy as np
@@ -190,15 +193,103 @@ class Evaluator:
         return {k: float(v) for k, v in logs.items()}
 
 
+def _feed(digest, value):
+    """Adds `value` (numbers, strings, arrays, tensors and nested lists,
+    tuples and dicts of them) to a hash, its types and shapes included."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        digest.update(f"{type(value).__name__}:{value!r};".encode())
+    elif isinstance(value, dict):
+        digest.update(f"dict{len(value)};".encode())
+        for key in sorted(value, key=str):
+            _feed(digest, str(key))
+            _feed(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"list{len(value)};".encode())
+        for item in value:
+            _feed(digest, item)
+    else:
+        array = np.ascontiguousarray(ops.convert_to_numpy(value))
+        digest.update(f"array{array.dtype}{array.shape};".encode())
+        digest.update(array.tobytes())
+
+
+def _config(objects):
+    """The serialized configs of losses and metrics (names, classes and
+    arguments), as a canonical string."""
+    return json.dumps(
+        keras.saving.serialize_keras_object(objects),
+        sort_keys=True,
+        default=repr,
+    )
+
+
+def run_key(checkpoint, weights, data, loss, metrics, batches, settings):
+    """A SHA-256 hex digest of everything that determines a checkpointed
+    result: the weights (and statistics) spanning the path or plane, the
+    evaluation data, the loss and metrics' configs, the BN batches and the
+    settings (grid, batch size). None without a checkpoint.
+
+    Raises:
+        ValueError: if the evaluation data are not in-memory arrays (a
+            dataset or generator cannot be compared with the one a saved
+            checkpoint was made from).
+    """
+    if checkpoint is None:
+        return None
+    for name, part in data.items():
+        leaves = keras.tree.flatten(part) if part is not None else []
+        if part is not None and (
+            not leaves or not all(hasattr(a, "shape") for a in leaves)
+        ):
+            raise ValueError(
+                f"Argument `{name}` must hold in-memory arrays when "
+                "`checkpoint` is given: a resumed run is checked to use the "
+                "same data as the one that wrote the checkpoint. Received: "
+                f"{type(part).__name__}"
+            )
+    digest = hashlib.sha256()
+    for part in (weights, data, batches, settings):
+        _feed(digest, part)
+    _feed(digest, _config(loss))
+    _feed(digest, _config(metrics))
+    return digest.hexdigest()
+
+
+def check_finite(weights, argument):
+    """Refuses weights (nested lists of tensors) holding NaN or inf, as a
+    diverged curve or model does, before any work."""
+    for w in keras.tree.flatten(weights):
+        array = ops.convert_to_numpy(w)
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            raise ValueError(
+                f"Argument `{argument}` holds weights that are not finite "
+                "(NaN or inf: its training diverged); no path through them "
+                "can be evaluated."
+            )
+
+
+def check_data(x):
+    """Refuses evaluation inputs that hold no example."""
+    if x is None:
+        raise ValueError("Argument `x` must hold the evaluation inputs.")
+    leaves = keras.tree.flatten(x)
+    if leaves and all(hasattr(a, "shape") for a in leaves):
+        if any(len(a.shape) == 0 or int(a.shape[0]) == 0 for a in leaves):
+            raise ValueError(
+                "Argument `x` must hold at least one example. Received "
+                f"shapes {[tuple(a.shape) for a in leaves]}"
+            )
+
+
 class Checkpoint:
     """Partial results kept in a `.npz` file so that a long run resumes.
 
     The file holds the table of values (NaN where not computed yet), the
-    metric names and a fingerprint of the run's settings; a file whose
-    fingerprint differs is an error rather than silently reused.
+    metric names and the `run_key` of everything that determines them; a
+    file with another key is an error rather than silently reused.
     """
 
-    def __init__(self, path, fingerprint, rows):
+    def __init__(self, path, key, rows):
         if path is not None:
             if not isinstance(path, (str, os.PathLike)):
                 raise TypeError(
@@ -212,23 +303,41 @@ class Checkpoint:
                     f"checkpoint={path!r}"
                 )
         self.path = path
-        self.fingerprint = np.asarray(fingerprint, dtype="float64")
+        self.key = key
         self.rows = rows
         self.names = None
         self.values = None
         if path is not None and os.path.exists(path):
+            self._load(path)
+
+    def _load(self, path):
+        if os.path.isdir(path):
+            raise ValueError(
+                f"Argument `checkpoint` must be a file; {path!r} is a folder."
+            )
+        try:
             with np.load(path) as data:
-                saved = data["fingerprint"]
-                if saved.shape != self.fingerprint.shape or not np.allclose(
-                    saved, self.fingerprint, rtol=1e-5
-                ):
-                    raise ValueError(
-                        f"The checkpoint {path!r} was written with other "
-                        "settings or models (points, grid, margins or "
-                        "weights); remove it or pass another `checkpoint`."
-                    )
-                self.names = [str(n) for n in data["names"]]
-                self.values = np.array(data["values"])
+                saved = str(data["key"]) if "key" in data else None
+                names = [str(n) for n in data["names"]]
+                values = np.array(data["values"], dtype="float64")
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+            raise ValueError(
+                f"Argument `checkpoint`: {path!r} cannot be read as a "
+                f"checkpoint ({type(error).__name__}: {error}); remove it "
+                "or pass another path."
+            ) from None
+        if saved != self.key:
+            raise ValueError(
+                f"The checkpoint {path!r} was written for other weights, "
+                "data, loss, metrics, BN data or grid; remove it or pass "
+                "another `checkpoint`."
+            )
+        if values.shape != (self.rows, len(names)):
+            raise ValueError(
+                f"Argument `checkpoint`: {path!r} holds a table of shape "
+                f"{values.shape}, expected ({self.rows}, {len(names)})."
+            )
+        self.names, self.values = names, values
 
     def done(self, row):
         return self.values is not None and not np.isnan(self.values[row]).any()
@@ -252,7 +361,7 @@ class Checkpoint:
             temporary = self.path[: -len(".npz")] + ".partial.npz"
             np.savez(
                 temporary,
-                fingerprint=self.fingerprint,
+                key=np.asarray(self.key),
                 names=np.asarray(self.names),
                 values=self.values,
             )

@@ -112,7 +112,9 @@ class CurveModel(keras.Model):
             loss, >= 0 (Garipov et al. use 1e-4 to 5e-4 with SGD).
         sampling: `"uniform"`, `"antithetic"` or `"stratified"`.
         num_strata: Number of slices of [0, 1] for `"stratified"`.
-        seed: Seed of the draws of `t`.
+        seed: Seed of the draws of `t`. The generator's state is saved
+            with the weights, so that save, load and further training
+            equals an uninterrupted run.
 
     Example:
 
@@ -380,6 +382,22 @@ class CurveModel(keras.Model):
             # A copy: JAX may donate the buffers of the model's variables.
             own[key].assign(ops.copy(value))
         return model
+
+    # The state of the draws of `t` is saved with the weights (Keras saves
+    # a layer's own variables only), so that a loaded curve continues its
+    # training as an uninterrupted run would.
+    _SEED_STATE = "seed_generator_state"
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[self._SEED_STATE] = self._seed_generator.state
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if self._SEED_STATE in keys:  # files of earlier versions lack it
+            self._seed_generator.state.assign(store[self._SEED_STATE])
+            store = {k: store[k] for k in keys if k != self._SEED_STATE}
+        super().load_own_variables(store)
 
     def get_config(self):
         config = super().get_config()

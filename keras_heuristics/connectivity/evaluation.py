@@ -227,6 +227,7 @@ def _positions(num_points):
 
 def _run_profile(
     architecture,
+    spanning,
     weights_at,
     state_at,
     ts,
@@ -248,11 +249,16 @@ def _run_profile(
     if bn_data is not None and architecture.has_batch_norm:
         batches = batch_norm.to_batches(bn_data, batch_size)
     evaluator = _points.Evaluator(architecture, loss, metrics)
-    # The settings and the norms of three points identify the run.
-    fingerprint = [len(ts), 0.0 if path == "line" else 1.0] + [
-        _scalar(_points.norm(weights_at(t))) for t in (0.0, 0.5, 1.0)
-    ]
-    record = _points.Checkpoint(checkpoint, fingerprint, len(ts))
+    key = _points.run_key(
+        checkpoint,
+        spanning,
+        {"x": x, "y": y, "sample_weight": sample_weight},
+        loss,
+        metrics,
+        batches,
+        {"t": ts, "path": path, "batch_size": batch_size},
+    )
+    record = _points.Checkpoint(checkpoint, key, len(ts))
     bar = _points.progress_bar(len(ts), verbose)
     lengths = []
     previous = None
@@ -330,6 +336,7 @@ def evaluate_curve(
         Ensembling of DNNs", NeurIPS 2018.
     """
     _points.check_curve(curve)
+    _points.check_data(x)
     ts = _positions(num_points)
     loss, metrics = _points.compile_arguments(curve, loss, metrics)
     architecture = _points.Architecture(curve.template)
@@ -337,8 +344,15 @@ def evaluate_curve(
         _points.warn_no_bn_data(
             "the statistics shared by the curve during training are used"
         )
+    spanning = [list(row) for row in curve.points] + [
+        curve.state_variables,
+        curve.start_state,
+        curve.end_state,
+    ]
+    _points.check_finite(spanning, "curve")
     return _run_profile(
         architecture,
+        spanning,
         curve.weights_at,
         lambda t: _points.tensors(curve.state_at(t, warn=False)),
         ts,
@@ -394,7 +408,8 @@ def evaluate_line(
         sample_weight: Optional sample weights for `evaluate`.
         loss, metrics: What to evaluate; by default `start`'s compiled loss
             and metrics.
-        checkpoint: Optional `.npz` path to resume an interrupted run.
+        checkpoint: Optional `.npz` path to resume an interrupted run
+            (keyed as in `evaluate_curve`).
         split: Name of the evaluation data, for the summaries.
         verbose: 0 (silent) or 1 (progress bar).
 
@@ -412,6 +427,9 @@ def evaluate_line(
     architecture = _points.Architecture.of_model(start, "start")
     first, first_state = architecture.values(start, "start")
     last, last_state = architecture.values(end, "end")
+    _points.check_finite(first, "start")
+    _points.check_finite(last, "end")
+    _points.check_data(x)
     ts = _positions(num_points)
     loss, metrics = _points.compile_arguments(start, loss, metrics)
     if bn_data is None and architecture.has_batch_norm:
@@ -420,6 +438,7 @@ def evaluate_line(
         )
     return _run_profile(
         architecture,
+        [first, first_state, last, last_state],
         lambda t: line_weights(first, last, t),
         lambda t: _points._interpolate_state(t, first_state, last_state),
         ts,

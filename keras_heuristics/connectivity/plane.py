@@ -316,7 +316,9 @@ def evaluate_plane(
         loss, metrics: What to evaluate; by default the compiled loss and
             metrics of the curve (or of the first model).
         checkpoint: Optional `.npz` path: finished nodes are stored there and
-            skipped when the call is repeated after an interruption.
+            skipped when the call is repeated after an interruption (keyed
+            on a hash of the anchors, data, loss, metrics, BN data and grid,
+            as in `evaluate_curve`).
         split: Name of the evaluation data, for the summaries.
         verbose: 0 (silent) or 1 (progress bar).
 
@@ -338,6 +340,7 @@ def evaluate_plane(
         at Deep Learning Heuristics", ICLR 2019 (Fig. 4).
     """
     architecture, anchors, base_state, names, curve = _anchors(source, bend)
+    _points.check_data(x)
     grid_points = _validation.check_int("grid_points", grid_points, minimum=2)
     curve_points = _validation.check_int(
         "curve_points", curve_points, minimum=2
@@ -383,8 +386,20 @@ def evaluate_plane(
         else:
             batches = batch_norm.to_batches(bn_data, batch_size)
     evaluator = _points.Evaluator(architecture, loss, metrics)
-    fingerprint = [grid_points, left, right, bottom, top, dx, dy]
-    record = _points.Checkpoint(checkpoint, fingerprint, grid_points**2)
+    key = _points.run_key(
+        checkpoint,
+        [list(anchors), base_state],
+        {"x": x, "y": y, "sample_weight": sample_weight},
+        loss,
+        metrics,
+        batches,
+        {
+            "grid_points": grid_points,
+            "margins": [left, right, bottom, top],
+            "batch_size": batch_size,
+        },
+    )
+    record = _points.Checkpoint(checkpoint, key, grid_points**2)
     bar = _points.progress_bar(grid_points**2, verbose)
     for j, b in enumerate(betas):
         for i, a in enumerate(alphas):

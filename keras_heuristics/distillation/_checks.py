@@ -1,6 +1,10 @@
 """Argument checks of the `Distiller` and the construction of its hints."""
 
+import math
+
 import keras
+import numpy as np
+from keras import ops
 
 from keras_heuristics import _validation
 
@@ -13,6 +17,67 @@ def check_temperature(name, value):
 
 def check_alpha(name, value):
     return _validation.check_in_range(name, value, 0.0, 1.0)
+
+
+# What a `temperature` schedule's value <= 0 becomes where `fit` could not
+# check it in advance (the KD term divides the logits by it).
+TEMPERATURE_FLOOR = 1e-3
+
+_CHECKS = {"alpha": check_alpha, "temperature": check_temperature}
+
+
+def steps_per_epoch(arguments):
+    """The optimizer steps per epoch of a `fit` call (its bound arguments),
+    or None when they are unknown (a dataset without a length)."""
+    if arguments.get("steps_per_epoch") is not None:
+        return _validation.check_int(
+            "steps_per_epoch", arguments["steps_per_epoch"], minimum=1
+        )
+    x = arguments.get("x")
+    leaves = keras.tree.flatten(x) if x is not None else []
+    if leaves and all(hasattr(a, "shape") for a in leaves):
+        count = int(leaves[0].shape[0])
+        split = arguments.get("validation_split") or 0.0
+        count = int(math.floor(count * (1.0 - split)))
+        batch_size = arguments.get("batch_size") or 32
+        return max(1, math.ceil(count / batch_size))
+    try:
+        return int(len(x))
+    except (TypeError, ValueError):
+        return None
+
+
+def check_schedule_range(name, schedule, first, stop):
+    """Checks `schedule(step)` for every step in [first, stop): raises a
+    `ValueError` naming the first step out of range."""
+    if stop <= first:
+        return
+    steps = np.arange(first, stop)
+    try:  # one vectorised call; a schedule of scalar steps only: one each
+        values = np.asarray(
+            ops.convert_to_numpy(schedule(ops.convert_to_tensor(steps))),
+            "float64",
+        )
+        if values.shape != steps.shape:
+            raise ValueError(values.shape)
+    except Exception:
+        values = np.array([float(schedule(int(s))) for s in steps])
+    check = _CHECKS[name]
+    valid = np.isfinite(values)
+    valid &= (values > 0) if name == "temperature" else (values >= 0)
+    if name == "alpha":
+        valid &= values <= 1
+    if valid.all():
+        return
+    bad = int(np.argmin(valid))
+    try:
+        check(f"{name}({steps[bad]})", float(values[bad]))
+    except ValueError as error:
+        raise ValueError(
+            f"The schedule given as `{name}` is out of range at training "
+            f"step {steps[bad]} of this `fit` (steps {first} to "
+            f"{stop - 1}): {error}"
+        ) from None
 
 
 def check_hint_weight(value):

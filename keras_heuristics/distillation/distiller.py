@@ -2,10 +2,12 @@
 
 import inspect
 import threading
+import warnings
 
 import keras
 from keras import ops
 
+from keras_heuristics import KerasHeuristicsWarning
 from keras_heuristics import _backend
 from keras_heuristics.distillation import _cache
 from keras_heuristics.distillation import _checks
@@ -75,7 +77,10 @@ class Distiller(keras.Model):
     `keras_heuristics.schedules.LinearDecay`). The step is
     `distiller.distillation_step`, the number of training batches seen so
     far; it is saved with the model, so a loaded distiller resumes its
-    schedules.
+    schedules. `fit` checks a schedule at every step it will take and
+    refuses, before training, one that leaves its range (`alpha` in
+    [0, 1], `temperature > 0`); when the number of steps is unknown (a
+    dataset without a length) it warns, and such values are clipped.
 
     The teacher is frozen: the constructor sets `teacher.trainable = False`
     (on the object you pass), the teacher always runs with `training=False`
@@ -319,10 +324,16 @@ class Distiller(keras.Model):
         if self.built and getattr(self, "optimizer", None) is not None:
             self.optimizer.build(self.trainable_variables)
 
-    def _value(self, schedule, step):
+    def _value(self, schedule, step, name):
         if isinstance(schedule, float):
             return schedule
-        return ops.cast(schedule(step), "float32")
+        value = ops.cast(schedule(step), "float32")
+        # `fit` checks the schedules over its steps when it knows them;
+        # otherwise (and in custom loops) a value out of range is clipped,
+        # as `fit` warns.
+        if name == "alpha":
+            return ops.clip(value, 0.0, 1.0)
+        return ops.where(value > 0.0, value, _checks.TEMPERATURE_FLOOR)
 
     def _student_features(self, x, y_pred, training):
         stashed = getattr(self._stash, "outputs", None)
@@ -350,8 +361,8 @@ class Distiller(keras.Model):
             self.alpha, float
         ):
             step = ops.convert_to_tensor(self.distillation_step)
-        temperature = self._value(self.temperature, step)
-        alpha = self._value(self.alpha, step)
+        temperature = self._value(self.temperature, step, "temperature")
+        alpha = self._value(self.alpha, step, "alpha")
         if cached is not None:
             teacher = cached  # data: no gradient to stop
         else:
@@ -431,10 +442,11 @@ class Distiller(keras.Model):
                 "Argument `cache_teacher_outputs` must be a bool. Received: "
                 f"cache_teacher_outputs={cache_teacher_outputs!r}"
             )
-        if not cache_teacher_outputs:
-            return super().fit(*args, **kwargs)
         bound = inspect.signature(keras.Model.fit).bind(self, *args, **kwargs)
         arguments = bound.arguments
+        self._check_schedules(arguments)
+        if not cache_teacher_outputs:
+            return super().fit(*args, **kwargs)
         batch_size = arguments.get("batch_size") or 32
         x = arguments.get("x")
         _cache.check_cacheable("x", x)
@@ -454,6 +466,36 @@ class Distiller(keras.Model):
                 lambda xv: self._predict_teacher(xv, batch_size),
             )
         return super().fit(*bound.args[1:], **bound.kwargs)
+
+    def _check_schedules(self, arguments):
+        """Checks the `alpha` and `temperature` schedules at every step of
+        this `fit`, before training; warns when the steps are unknown."""
+        schedules = [
+            (name, getattr(self, name))
+            for name in ("alpha", "temperature")
+            if not isinstance(getattr(self, name), float)
+        ]
+        if not schedules:
+            return
+        per_epoch = _checks.steps_per_epoch(arguments)
+        if per_epoch is None:
+            warnings.warn(
+                "The number of training steps of this `fit` is unknown (a "
+                "dataset without a length and no `steps_per_epoch`), so the "
+                "`alpha` and `temperature` schedules cannot be checked in "
+                "advance: a value out of range will be clipped (`alpha` to "
+                f"[0, 1], a `temperature` <= 0 to "
+                f"{_checks.TEMPERATURE_FLOOR}).",
+                KerasHeuristicsWarning,
+                stacklevel=3,
+            )
+            return
+        epochs = arguments.get("epochs", 1) - arguments.get("initial_epoch", 0)
+        first = _backend.as_int(self.distillation_step)
+        for name, schedule in schedules:
+            _checks.check_schedule_range(
+                name, schedule, first, first + max(epochs, 0) * per_epoch
+            )
 
     def _predict_teacher(self, x, batch_size):
         model = self._teacher_extractor or self.teacher

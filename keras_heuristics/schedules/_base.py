@@ -75,7 +75,9 @@ class BaseSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def _evaluate(self, step):
         dtype = _backend.wide_float()
-        step = ops.cast(step, dtype)
+        # A negative tensor step (not checked: it may be traced) counts as
+        # step 0, as a warmup's ramp would otherwise turn negative.
+        step = ops.maximum(ops.cast(step, dtype), 0.0)
         return ops.cast(self._value(step, dtype), keras.backend.floatx())
 
     def _value(self, step, dtype):
@@ -131,9 +133,43 @@ def check_step(step):
     return step
 
 
+# The largest rate a schedule gives: its values are computed in float32 on
+# JAX and returned in Keras' float32 `floatx()`.
+MAX_RATE = float(np.finfo("float32").max)
+
+
 def check_learning_rate(name, value):
-    """A learning rate: a finite, non-negative Python number."""
-    return _validation.check_non_negative(name, value)
+    """A learning rate: a finite, non-negative Python number that float32
+    holds."""
+    value = _validation.check_non_negative(name, value)
+    if value > MAX_RATE:
+        raise ValueError(
+            f"Argument `{name}` must be at most {MAX_RATE:.4g} (a float32 "
+            f"number, the dtype of the rates). Received: {name}={value!r}"
+        )
+    return value
+
+
+def check_duration(name, value, steps_per_epoch=None):
+    """A duration in steps (or epochs): > 0, and between 1 and 2**53 steps
+    once converted (a shorter cycle has no step in it; a longer one, or one
+    below float32's range, made the float32 math of JAX give NaN)."""
+    value = _validation.check_positive(name, value)
+    steps = value * (steps_per_epoch or 1)
+    if not 1.0 <= steps <= MAX_DURATION:
+        raise ValueError(
+            f"Argument `{name}` must span 1 to 2**53 steps. Received: "
+            f"{name}={value!r}"
+            + (
+                f" with steps_per_epoch={steps_per_epoch}"
+                if steps_per_epoch
+                else ""
+            )
+        )
+    return value
+
+
+MAX_DURATION = float(2**53)
 
 
 def serialize_inner(schedule):

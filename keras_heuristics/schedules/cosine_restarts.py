@@ -89,8 +89,8 @@ class CosineRestarts(_base.BaseSchedule):
         self.initial_learning_rate = _base.check_learning_rate(
             "initial_learning_rate", initial_learning_rate
         )
-        self.first_decay_steps = _validation.check_positive(
-            "first_decay_steps", first_decay_steps
+        self.first_decay_steps = _base.check_duration(
+            "first_decay_steps", first_decay_steps, self.steps_per_epoch
         )
         self.t_mul = _validation.check_in_range("t_mul", t_mul, 1.0, MAX_T_MUL)
         self.m_mul = _validation.check_number("m_mul", m_mul)

@@ -76,6 +76,13 @@ def as_matrix(name, x, min_examples=MIN_EXAMPLES):
             "(num_examples, num_features). Received an object of type "
             f"{type(x).__name__}"
         ) from error
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    if "complex" in dtype or dtype in ("bool", "string"):
+        # A cast to float32 would drop the imaginary part without a word.
+        raise TypeError(
+            f"Argument `{name}` must hold real numbers. Received: "
+            f"{name}.dtype={dtype}"
+        )
     shape = tuple(x.shape)
     if len(shape) != 2:
         hint = ""

@@ -128,7 +128,8 @@ class SummaryWriter:
 
     Args:
         logdir: Folder of the run; created if missing.
-        flush_secs: How often pending events are written out.
+        flush_secs: How often pending events are written out, in seconds
+            (> 0).
         enabled: If False, the writer checks its arguments but creates no
             folder and writes nothing: what `writer_for` gives the
             processes other than the chief of a distributed job, so that
@@ -152,7 +153,13 @@ class SummaryWriter:
             raise TypeError(
                 f"Argument `enabled` must be a bool. Received: enabled={enabled!r}"
             )
+        flush_secs = _validation.check_positive("flush_secs", flush_secs)
         self.logdir = os.fspath(logdir)
+        if os.path.exists(self.logdir) and not os.path.isdir(self.logdir):
+            raise ValueError(
+                "Argument `logdir` must be a folder (or a path to create), "
+                f"not a file. Received: logdir={self.logdir!r}"
+            )
         self.enabled = enabled
         self._writer = None
         if enabled:

@@ -3,6 +3,9 @@ output read back by TensorBoard's own data provider."""
 
 import json
 import os
+import signal
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -11,6 +14,7 @@ from tensorboard.backend.event_processing import data_provider
 from tensorboard.backend.event_processing import plugin_event_multiplexer
 from tensorboard.data import provider as provider_lib
 
+from keras_heuristics import KerasHeuristicsWarning
 from keras_heuristics.callbacks.layer_similarity import LayerSimilarity
 from keras_heuristics.distillation import Distiller
 from keras_heuristics.similarity.canonical import svcca
@@ -18,10 +22,10 @@ from keras_heuristics.similarity.cka import linear_cka
 from tests.similarity import _data
 
 
-def _model():
+def _model(activation="relu"):
     inputs = keras.Input((64,))
-    h = keras.layers.Dense(16, activation="relu", name="d1")(inputs)
-    h = keras.layers.Dense(12, activation="relu", name="d2")(h)
+    h = keras.layers.Dense(16, activation=activation, name="d1")(inputs)
+    h = keras.layers.Dense(12, activation=activation, name="d2")(h)
     outputs = keras.layers.Dense(10, name="out")(h)
     model = keras.Model(inputs, outputs)
     model.compile(
@@ -343,6 +347,52 @@ def test_huge_activations_are_measured_and_nan_ones_recorded(tmp_path, digits):
     assert blobs["train"]["layer_similarity_heatmap"].max_step == 2
 
 
+def test_a_diverged_final_state_is_replaced_by_the_last_finite(
+    tmp_path, digits
+):
+    # _Blowup: "out" is NaN from epoch 1 on, the hidden layers from epoch 2
+    # (the NaN gradients reach them; the rate 0 kept them until then).
+    # tanh keeps NaN NaN (a ReLU may turn it into 0).
+    (x, y), (x_test, _) = digits
+    probe = x_test[:200]
+    names = ("d1", "d2", "out")
+    model = _model("tanh")
+    model.compile(
+        keras.optimizers.SGD(0.0),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+
+    class Snapshot(keras.callbacks.Callback):
+        acts = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.acts.append([_acts(model, n, probe) for n in names])
+
+    snap = Snapshot()
+    cb = LayerSimilarity(
+        probe, metric="linear_cka", reference="final", log_dir=tmp_path
+    )
+    with pytest.warns(KerasHeuristicsWarning, match="last finite state"):
+        model.fit(
+            x[:64],
+            y[:64],
+            epochs=3,
+            batch_size=32,
+            verbose=0,
+            callbacks=[_Blowup(), snap, cb],
+        )
+    # The last finite state: epoch 1 for the hidden layers, 0 for "out".
+    expected = {"d1": 1, "d2": 1, "out": 0}
+    assert cb.reference_steps == expected
+    for i, name in enumerate(names):
+        last = expected[name]
+        for point in range(last + 1):
+            want = float(linear_cka(snap.acts[point][i], snap.acts[last][i]))
+            assert abs(cb.values[i, point] - want) < 1e-5, (name, point)
+        assert np.isnan(cb.values[i, last + 1 :]).all()
+    assert _saved(tmp_path)["reference_steps"] == cb.reference_steps
+
+
 @pytest.mark.parametrize("metric", ["svcca", "cca", "pwcca", "linear_cka"])
 @pytest.mark.parametrize("examples", [1, 2])
 def test_a_probe_of_too_few_examples_is_refused(tmp_path, metric, examples):
@@ -367,3 +417,133 @@ def test_duplicate_layers_are_refused(tmp_path):
     cb = LayerSimilarity(x, layers=["d1", "d1"], log_dir=tmp_path)
     with pytest.raises(ValueError, match="`layers` names the same layer"):
         _model().fit(x, np.zeros(64), epochs=1, verbose=0, callbacks=[cb])
+
+
+# ----------------------------------------------------------------------
+# Killed, continued and repeated runs
+
+
+def _run_alone(**args):
+    """Runs `tests.callbacks._killed_run` in a process of its own; returns
+    its exit status (-9 when it killed itself)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.callbacks._killed_run", json.dumps(args)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode in (0, -signal.SIGKILL), done.stderr[-3000:]
+    return done.returncode
+
+
+def _saved(log_dir):
+    with open(os.path.join(log_dir, "layer_similarity.json")) as f:
+        return json.load(f)
+
+
+def _scalar_steps(log_dir, tag):
+    provider = _provider(log_dir)
+    ctx = __import__("tensorboard.context", fromlist=["RequestContext"])
+    series = provider.read_scalars(
+        ctx.RequestContext(),
+        experiment_id="",
+        plugin_name="scalars",
+        downsample=1000,
+        run_tag_filter=provider_lib.RunTagFilter(tags=[tag]),
+    )
+    return [point.step for point in series["train"][tag]]
+
+
+@pytest.mark.slow
+def test_a_killed_run_keeps_every_finished_point(tmp_path):
+    from tests.callbacks import _killed_run
+
+    status = _run_alone(
+        log_dir=str(tmp_path / "killed"),
+        epochs=5,
+        reference="initial",
+        kill_after=2,
+    )
+    assert status == -signal.SIGKILL
+    saved = _saved(tmp_path / "killed")
+    whole = _killed_run.run(str(tmp_path / "whole"), 5, "initial")
+    assert saved["steps"] == [0, 1, 2]
+    np.testing.assert_allclose(
+        np.asarray(saved["values"], "float64"),
+        whole.values[:, :3],
+        atol=1e-5,
+    )
+    with np.load(tmp_path / "killed" / "layer_similarity.npz") as data:
+        np.testing.assert_array_equal(data["steps"], [0, 1, 2])
+        assert not bool(data["complete"])
+
+
+@pytest.mark.slow
+def test_a_killed_final_run_continues_to_the_uninterrupted_result(tmp_path):
+    from tests.callbacks import _killed_run
+
+    args = dict(
+        log_dir=str(tmp_path / "killed"),
+        epochs=5,
+        reference="final",
+        backup_dir=str(tmp_path / "backup"),
+    )
+    assert _run_alone(**args, kill_after=2) == -signal.SIGKILL
+    saved = _saved(tmp_path / "killed")
+    # Nothing compared yet, but every measured point kept for the end.
+    assert saved["steps"] == [] and saved["pending_steps"] == [0, 1, 2]
+    assert _run_alone(**args) == 0  # continued from the backup
+    saved = _saved(tmp_path / "killed")
+    whole = _killed_run.run(str(tmp_path / "whole"), 5, "final")
+    assert saved["complete"] and saved["steps"] == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(
+        np.asarray(saved["values"], "float64"), whole.values, atol=1e-5
+    )
+    # Each step once in TensorBoard, though two processes wrote.
+    steps = _scalar_steps(tmp_path / "killed", "layer_similarity/hidden")
+    assert steps == [0, 1, 2, 3, 4]
+
+
+def test_a_fresh_run_into_a_used_folder_is_refused(tmp_path, digits):
+    (x, y), (x_test, _) = digits
+    probe = x_test[:100]
+
+    def callback():
+        return LayerSimilarity(
+            probe, metric="linear_cka", reference="initial", log_dir=tmp_path
+        )
+
+    first = _model()
+    start = [_acts(first, n, probe) for n in ("d1", "d2", "out")]
+    first.fit(x[:64], y[:64], epochs=2, verbose=0, callbacks=[callback()])
+    before = _saved(tmp_path)
+    with pytest.raises(ValueError, match="already holds .* earlier run"):
+        _model().fit(
+            x[:64], y[:64], epochs=2, verbose=0, callbacks=[callback()]
+        )
+    assert _saved(tmp_path) == before  # nothing overwritten
+    # The same model continued: its steps continue, its points are kept.
+    cb = callback()
+    first.fit(
+        x[:64], y[:64], epochs=4, initial_epoch=2, verbose=0, callbacks=[cb]
+    )
+    assert cb.steps == [0, 1, 2, 3]
+    np.testing.assert_array_equal(
+        cb.values[:, :2], np.asarray(before["values"], "float32")
+    )
+    assert _saved(tmp_path)["steps"] == [0, 1, 2, 3]
+    # ... measured against the network before the first fit.
+    end = [_acts(first, n, probe) for n in ("d1", "d2", "out")]
+    for i in range(3):
+        want = float(linear_cka(start[i], end[i]))
+        assert abs(cb.values[i, -1] - want) < 1e-5
+    assert _scalar_steps(tmp_path, "layer_similarity/d1") == [0, 1, 2, 3]
+
+
+def test_a_probe_of_the_wrong_width_names_probe_data(tmp_path, digits):
+    (x, y), _ = digits
+    cb = LayerSimilarity(np.ones((50, 63), "float32"), log_dir=tmp_path)
+    with pytest.raises(ValueError, match="Argument `probe_data` does not fit"):
+        _model().fit(x[:32], y[:32], epochs=1, verbose=0, callbacks=[cb])

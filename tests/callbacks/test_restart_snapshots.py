@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_heuristics import KerasHeuristicsWarning
 from keras_heuristics.callbacks import RestartSnapshots
 from keras_heuristics.schedules import CosineRestarts
 from keras_heuristics.schedules import Warmup
@@ -138,3 +139,105 @@ def test_ensemble_averages_probabilities(tmp_path):
         model, np.ones((1, 1)), activation="sigmoid"
     )
     np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def _fit(model, callback, epochs, initial_epoch=0):
+    x, y = ones(7)
+    model.fit(
+        x,
+        y,
+        batch_size=1,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        shuffle=False,
+        verbose=0,
+        callbacks=[callback],
+    )
+
+
+def test_a_continued_fit_continues_the_index(tmp_path):
+    rates = np.array(REFERENCE["torch_cawr_T10_m2_min1e-3"])
+    model = unit_gradient_model(CosineRestarts(0.1, 10, t_mul=2.0, alpha=0.01))
+    path = str(tmp_path / "snap_{index}_{step}.weights.h5")
+    _fit(model, RestartSnapshots(path), epochs=2)  # 14 updates
+    # A new callback (as in a new process) on the restored model and
+    # optimizer: restarts at 10 and 30, so the next snapshot is number 1.
+    callback = RestartSnapshots(path)
+    _fit(model, callback, epochs=5, initial_epoch=2)
+    names = [p.rsplit("/", 1)[-1] for p in callback.snapshots]
+    assert names == ["snap_0_10.weights.h5", "snap_1_30.weights.h5"]
+    assert callback.steps == [10, 30]
+    clone = keras.models.clone_model(model)
+    for path, step in zip(callback.snapshots, callback.steps):
+        clone.load_weights(path)
+        assert weight(clone) == pytest.approx(
+            _closed_form_weight(rates, step), rel=1e-5
+        )
+
+
+def test_a_fresh_fit_does_not_overwrite_earlier_snapshots(tmp_path):
+    schedule = CosineRestarts(0.1, 10, t_mul=2.0, alpha=0.01)
+    path = str(tmp_path / "snap_{step}.weights.h5")
+    _fit(unit_gradient_model(schedule), RestartSnapshots(path), epochs=2)
+    saved = (tmp_path / "snap_10.weights.h5").read_bytes()
+    with pytest.raises(ValueError, match="earlier run are in the way"):
+        _fit(unit_gradient_model(schedule), RestartSnapshots(path), epochs=2)
+    assert (tmp_path / "snap_10.weights.h5").read_bytes() == saved
+
+
+def test_non_finite_weights_are_saved_with_a_warning(tmp_path):
+    model = unit_gradient_model(CosineRestarts(0.1, 3, t_mul=1.0))
+    kernel = model.weights[0]
+    kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+    callback = RestartSnapshots(str(tmp_path / "s{index}.weights.h5"))
+    with pytest.warns(KerasHeuristicsWarning, match="not finite"):
+        _fit(model, callback, epochs=1)
+    assert callback.steps == [3, 6]
+
+
+@pytest.mark.slow
+def test_a_killed_and_continued_run_saves_the_uninterrupted_snapshots(
+    tmp_path,
+):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.callbacks import _killed_run
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    args = dict(
+        log_dir=str(tmp_path / "logs"),
+        epochs=4,
+        reference="initial",
+        backup_dir=str(tmp_path / "backup"),
+        snapshots=str(tmp_path / "killed" / "s{index}_{step}.weights.h5"),
+    )
+    for extra, status in (({"kill_after": 1}, -signal.SIGKILL), ({}, 0)):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tests.callbacks._killed_run",
+                json.dumps({**args, **extra}),
+            ],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert done.returncode == status, done.stderr[-3000:]
+    whole = str(tmp_path / "whole" / "s{index}_{step}.weights.h5")
+    _killed_run.run(str(tmp_path / "whole_logs"), 4, "initial", snapshots=whole)
+    # 4 steps an epoch, a restart every 4: snapshots 0-1 before the kill
+    # (after epoch 1), 2-3 from the continued run.
+    names = sorted(os.listdir(tmp_path / "killed"))
+    assert names == [f"s{i}_{4 * (i + 1)}.weights.h5" for i in range(4)]
+    a, b = _killed_run.model(), _killed_run.model()
+    for name in names:
+        a.load_weights(str(tmp_path / "killed" / name))
+        b.load_weights(str(tmp_path / "whole" / name))
+        for x, y in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)

@@ -211,14 +211,68 @@ def test_bad_data_is_refused_at_construction(rng):
         Sharpness((x, y), preconditioned="yes")
 
 
-def test_non_finite_loss_is_a_clear_error(rng):
+class _Ends(keras.callbacks.Callback):
+    """Counts the training steps and notes that `on_train_end` ran."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = 0
+        self.ended = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+
+    def on_train_end(self, logs=None):
+        self.ended = True
+
+
+def _diverging_fit(rng, stop_on_nan):
+    model, x, y = _mlp(rng)
+    model.compile(optimizer=keras.optimizers.SGD(1e30), loss="mse")
+    start = [np.asarray(ops.convert_to_numpy(w)) for w in model.weights]
+    sharpness = Sharpness((x, y), every_n_steps=1, stop_on_nan=stop_on_nan)
+    ends = _Ends()
+    model.fit(
+        x,
+        y,
+        epochs=3,
+        batch_size=4,
+        shuffle=False,
+        verbose=0,
+        callbacks=[sharpness, ends],
+    )
+    return sharpness, ends, start, x, y
+
+
+def test_a_diverged_loss_is_recorded_as_nan_and_training_goes_on(rng):
+    sharpness, ends, start, x, y = _diverging_fit(rng, stop_on_nan=False)
+    values = np.asarray(sharpness.history["sharpness"])
+    # Step 0, before the first update, against the exact Hessian.
+    exact = np.linalg.eigvalsh(_exact_hessian(start, x, y))[-1]
+    assert values[0] == pytest.approx(exact, rel=1e-3)
+    assert np.isnan(values[-1])
+    assert np.isnan(sharpness.history["sharpness/threshold_ratio"][-1])
+    assert sharpness.history["step"] == list(range(13))
+    assert ends.steps == 12 and ends.ended  # every step, every callback
+
+
+def test_stop_on_nan_stops_training_through_keras(rng):
+    sharpness, ends, _, _, _ = _diverging_fit(rng, stop_on_nan=True)
+    values = np.asarray(sharpness.history["sharpness"])
+    first_nan = int(np.argmax(np.isnan(values)))
+    assert np.isnan(values[first_nan]) and first_nan >= 1
+    # Keras stops after the step in which the flag was set.
+    assert ends.steps == first_nan < 12 and ends.ended
+    with pytest.raises(TypeError, match="stop_on_nan"):
+        Sharpness((np.ones((2, 3)), np.ones((2, 2))), stop_on_nan=1)
+
+
+def test_a_batch_of_the_wrong_width_names_data(rng):
     model, x, y = _mlp(rng)
     model.compile(optimizer="sgd", loss="mse")
-    kernel = model.layers[0].kernel
-    kernel.assign(np.full(kernel.shape, np.nan, "float32"))
-    callback = Sharpness((x, y))
+    callback = Sharpness((np.ones((4, 5), "float32"), y[:4]))
     callback.set_model(model)
-    with pytest.raises(ValueError, match="loss on the `data` batch is nan"):
+    with pytest.raises(ValueError, match="Argument `data` does not fit"):
         callback.on_train_begin()
 
 

@@ -210,6 +210,39 @@ def test_save_and_load(tmp_path):
     )
 
 
+@pytest.mark.parametrize("seed", [0, None])
+def test_save_load_and_continue_equals_an_uninterrupted_run(tmp_path, seed):
+    x, y = _models.data()
+
+    def fitted(epochs):
+        model = CurveModel(
+            _models.softmax_regression(1),
+            _models.softmax_regression(2),
+            sampling="stratified",
+            seed=seed,
+        )
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+            loss="sparse_categorical_crossentropy",
+        )
+        model.fit(x, y, batch_size=10, epochs=epochs, shuffle=False, verbose=0)
+        return model
+
+    keras.utils.set_random_seed(3)  # the seed drawn for seed=None
+    whole = fitted(3)
+    keras.utils.set_random_seed(3)
+    first = fitted(1)
+    path = str(tmp_path / "curve.keras")
+    first.save(path)
+    keras.utils.set_random_seed(4)  # a new process draws another seed
+    loaded = keras.saving.load_model(path)
+    loaded.fit(
+        x, y, batch_size=10, epochs=3, initial_epoch=1, shuffle=False, verbose=0
+    )
+    for want, got in zip(whole.weights, loaded.weights):
+        np.testing.assert_allclose(_np(got), _np(want), rtol=1e-5, atol=1e-6)
+
+
 def test_missing_bn_data_warns():
     a = _models.softmax_regression(1, batch_norm=True)
     b = _models.softmax_regression(2, batch_norm=True)

@@ -172,21 +172,103 @@ def test_resume_skips_finished_points(tmp_path):
     with np.load(path) as saved:
         names = list(saved["names"])
         values = np.array(saved["values"])
-        fingerprint = saved["fingerprint"]
+        key = saved["key"]
     column = names.index("loss")
     true_loss = values[2, column]
     values[:] = 123.0
     values[2] = np.nan  # as if interrupted before the third point
-    np.savez(
-        path, fingerprint=fingerprint, names=np.asarray(names), values=values
-    )
+    np.savez(path, key=key, names=np.asarray(names), values=values)
     profile = evaluate_line(
         a, b, x, y, num_points=4, verbose=0, checkpoint=path
     )
     np.testing.assert_allclose(profile.metrics["loss"][[0, 1, 3]], 123.0)
     assert profile.metrics["loss"][2] == pytest.approx(true_loss)
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(ValueError, match="other weights, data"):
         evaluate_line(a, b, x, y, num_points=5, verbose=0, checkpoint=path)
+
+
+def _permuted(model):
+    """`model` with its weights reversed: the same norms, other weights
+    (what a checkpoint keyed on norms alone took for the same run)."""
+    import keras
+
+    clone = keras.models.clone_model(model)
+    clone.set_weights([w[::-1].copy() for w in model.get_weights()])
+    clone.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return clone
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["end weights", "x", "y", "sample_weight", "loss", "metrics", "batch"],
+)
+def test_a_checkpoint_of_another_run_is_refused(tmp_path, change):
+    import keras
+
+    a, b = _compiled(1), _compiled(2)
+    x, y = _models.data()
+    path = str(tmp_path / "line.npz")
+    args = dict(num_points=3, verbose=0, checkpoint=path)
+    evaluate_line(a, b, x, y, **args)
+    saved = open(path, "rb").read()
+    other = dict(end=b, x=x, y=y, kwargs={})
+    if change == "end weights":
+        other["end"] = _permuted(b)
+        assert distance(b, other["end"]) > 0
+    elif change == "x":
+        other["x"] = x.copy()
+        other["x"][0, 0] += 1e-3
+    elif change == "y":
+        other["y"] = y.copy()
+        other["y"][0] = (y[0] + 1) % 3
+    elif change == "sample_weight":
+        other["kwargs"] = {"sample_weight": np.linspace(0.5, 1.5, len(x))}
+    elif change == "loss":
+        other["kwargs"] = {
+            "loss": keras.losses.SparseCategoricalCrossentropy(ignore_class=0)
+        }
+    elif change == "metrics":
+        other["kwargs"] = {
+            "loss": "sparse_categorical_crossentropy",
+            "metrics": ["sparse_top_k_categorical_accuracy"],
+        }
+    else:
+        other["kwargs"] = {"batch_size": 7}
+    with pytest.raises(ValueError, match="other weights, data"):
+        evaluate_line(
+            a, other["end"], other["x"], other["y"], **args, **other["kwargs"]
+        )
+    assert open(path, "rb").read() == saved
+
+
+def test_a_corrupt_checkpoint_or_a_folder_is_a_clear_error(tmp_path):
+    a, b = _compiled(1), _compiled(2)
+    x, y = _models.data()
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"PK\x03\x04 not a zip file")
+    with pytest.raises(ValueError, match="cannot be read as a checkpoint"):
+        evaluate_line(a, b, x, y, verbose=0, checkpoint=str(corrupt))
+    folder = tmp_path / "folder.npz"
+    folder.mkdir()
+    with pytest.raises(ValueError, match="is a folder"):
+        evaluate_line(a, b, x, y, verbose=0, checkpoint=str(folder))
+
+
+def test_a_checkpoint_needs_array_data(tmp_path):
+    a, b = _compiled(1), _compiled(2)
+    x, y = _models.data()
+    batches = [(x[:4], y[:4]), (x[4:], y[4:])]
+    with pytest.raises(ValueError, match="in-memory arrays"):
+        evaluate_line(
+            a, b, iter(batches), verbose=0, checkpoint=str(tmp_path / "c.npz")
+        )
+
+
+def test_empty_data_is_refused_before_any_work():
+    a, b = _compiled(1), _compiled(2)
+    x, y = _models.data()
+    with pytest.raises(ValueError, match="at least one example"):
+        evaluate_line(a, b, x[:0], y[:0], verbose=0)
 
 
 def test_errors():
@@ -224,3 +306,18 @@ def test_line_with_batch_norm_warns_without_bn_data():
             loss="sparse_categorical_crossentropy",
             verbose=0,
         )
+
+
+def test_a_diverged_curve_or_model_is_named():
+    a, b = _compiled(1), _compiled(2)
+    x, y = _models.data()
+    curve = CurveModel(a, b)
+    curve.compile(loss="sparse_categorical_crossentropy")
+    bend = curve.points[0][1]
+    bend.assign(np.full(bend.shape, np.nan, "float32"))
+    with pytest.raises(ValueError, match="`curve` holds weights that are not"):
+        evaluate_curve(curve, x, y, num_points=3, verbose=0)
+    kernel = b.weights[0]
+    kernel.assign(np.full(kernel.shape, np.inf, "float32"))
+    with pytest.raises(ValueError, match="`end` holds weights that are not"):
+        evaluate_line(a, b, x, y, num_points=3, verbose=0)

@@ -189,6 +189,61 @@ def test_schedules_of_the_step():
     np.testing.assert_allclose(logs["loss"], total, rtol=1e-5)
 
 
+def _weights(model):
+    return [np.array(keras.ops.convert_to_numpy(w)) for w in model.weights]
+
+
+def test_an_alpha_leaving_its_range_in_fit_is_refused_before_training():
+    teacher, student = _models()
+    x, y = ref.data()  # 64 examples, 16 a batch: steps 0-3 in an epoch
+    # alpha = 0.5 * 3**(s/2): 0.87 at step 1, 1.5 at step 2.
+    alpha = keras.optimizers.schedules.ExponentialDecay(0.5, 2, 3.0)
+    distiller = Distiller(teacher, student, alpha=alpha)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.01), loss=SCCE)
+    before = _weights(student)
+    with pytest.raises(ValueError, match="`alpha` is out of range at .* 2 "):
+        distiller.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    for old, new in zip(before, _weights(student)):
+        np.testing.assert_array_equal(old, new)
+
+
+def test_a_temperature_reaching_zero_is_refused_at_that_step():
+    teacher, student = _models()
+    x, y = ref.data()
+    # T = 1 - s/4: 0 from step 4 on.
+    temperature = keras.optimizers.schedules.PolynomialDecay(1.0, 4, 0.0)
+    distiller = Distiller(teacher, student, temperature=temperature)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.01), loss=SCCE)
+    distiller.fit(x, y, epochs=1, batch_size=16, verbose=0)  # steps 0-3
+    with pytest.raises(ValueError, match="`temperature` is out of .* 4 "):
+        distiller.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    # 48 training examples with validation_split=0.25: steps 4-6.
+    with pytest.raises(ValueError, match="step 4 of this `fit` .* to 6"):
+        distiller.fit(
+            x, y, epochs=1, batch_size=16, validation_split=0.25, verbose=0
+        )
+
+
+def test_a_fit_of_unknown_length_warns_and_clips_the_schedules():
+    from keras_heuristics import KerasHeuristicsWarning
+
+    teacher, student = _models()
+    x, y = ref.data()
+
+    def batches():  # no length: the steps are unknown in advance
+        for i in range(0, len(x), 16):
+            yield x[i : i + 16], y[i : i + 16]
+
+    temperature = keras.optimizers.schedules.PolynomialDecay(1.0, 2, 0.0)
+    distiller = Distiller(teacher, student, temperature=temperature)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.01), loss=SCCE)
+    with pytest.warns(KerasHeuristicsWarning, match="unknown"):
+        history = distiller.fit(batches(), epochs=1, verbose=0)
+    # Steps 2 and 3 trained at the clipped temperature, not at T = 0.
+    assert np.isfinite(history.history["loss"]).all()
+    assert all(np.isfinite(w).all() for w in _weights(student))
+
+
 def test_pure_distillation_without_labels():
     teacher, student = _models()
     x, _ = ref.data()

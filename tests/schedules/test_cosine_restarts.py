@@ -139,6 +139,11 @@ def test_steps_per_epoch_counts_epochs():
         (dict(initial_learning_rate=True), TypeError, "initial_learning_rate"),
         (dict(steps_per_epoch=0), ValueError, "steps_per_epoch"),
         (dict(steps_per_epoch=2.5), TypeError, "steps_per_epoch"),
+        # float32 holds neither: the rates would be inf or NaN on JAX.
+        (dict(initial_learning_rate=1e300), ValueError, "float32"),
+        (dict(first_decay_steps=1e300), ValueError, "1 to 2\\*\\*53"),
+        (dict(first_decay_steps=1e-300), ValueError, "1 to 2\\*\\*53"),
+        (dict(first_decay_steps=0.5), ValueError, "first_decay_steps"),
     ],
 )
 def test_validation(kwargs, error, match):

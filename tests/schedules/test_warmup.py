@@ -118,3 +118,14 @@ def test_validation(args, kwargs, error, match):
 def test_untuned_validation():
     with pytest.raises(ValueError, match="beta_2"):
         Warmup.untuned(0.1, beta_2=1.0)
+
+
+def test_a_negative_tensor_step_counts_as_step_zero():
+    # Concrete negative steps are refused; a tensor may be traced, so it is
+    # not read: it counts as step 0 (rate 0 for a ramp from 0, not < 0).
+    schedule = Warmup(0.1, 10)
+    steps = keras.ops.convert_to_tensor(np.array([-5, -1, 0, 5], "int64"))
+    got = np.asarray(keras.ops.convert_to_numpy(schedule(steps)))
+    np.testing.assert_allclose(got, [0.0, 0.0, 0.0, 0.05], atol=1e-7)
+    with pytest.raises(ValueError, match="step"):
+        schedule(-1)

@@ -148,6 +148,8 @@ def test_validation():
         linear_cka(x, np.ones((4, 2)))
     with pytest.raises(ValueError, match="NaN"):
         linear_cka(np.array([[np.inf, 1.0], [0, 1], [1, 1]]), x)
+    with pytest.raises(TypeError, match="real numbers"):
+        linear_cka(x * (1 + 1j), x)  # its imaginary part would be dropped
 
 
 def test_returns_backend_tensors():

@@ -259,3 +259,23 @@ def test_tensor_errors_name_the_argument(tmp_path, kwargs, error, match):
     meta = dp.list_tensors(_read.ctx(), experiment_id="", plugin_name="p")
     (series,) = meta.values()
     assert json.loads(series["t"].plugin_content) == {"k": 1}
+
+
+def test_flush_secs_and_a_file_as_logdir_are_refused_first(tmp_path):
+    with pytest.raises(TypeError, match="flush_secs"):
+        SummaryWriter(tmp_path / "run", flush_secs="x")
+    with pytest.raises(ValueError, match="flush_secs"):
+        SummaryWriter(tmp_path / "run", flush_secs=0)
+    assert not (tmp_path / "run").exists()  # nothing created
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="`logdir` must be a folder"):
+        SummaryWriter(tmp_path / "file")
+
+
+def test_a_bfloat16_scalar_is_written(tmp_path):
+    import keras
+
+    value = keras.ops.cast(1.5, "bfloat16")  # exact in bfloat16
+    with SummaryWriter(tmp_path / "train") as writer:
+        writer.scalar("loss", value, 0)
+    assert _read.scalars(tmp_path, "train", "loss") == [(0, 1.5)]
