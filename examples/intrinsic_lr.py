@@ -205,6 +205,7 @@ def steps_to_equilibrium(steps, log_norms, reached=REACHED, plateau=PLATEAU):
 
 def run_cell(cell, cell_dir):
     """`(rate, factor * decay)`, then `(rate, decay)` with the logs."""
+    common.fresh_folders(cell_dir)  # a rerun cell starts afresh
     p = cell.kwargs
     params = p["params"]
     (x, y), (x_test, y_test) = common.load(p["data"])

@@ -218,6 +218,7 @@ def _train(model, weights, optimizer, schedule, data, params):
 
 def run_cell(cell, cell_dir):
     """One optimizer and warmup at one seed, over the whole rate grid."""
+    common.fresh_folders(cell_dir)  # a rerun cell starts afresh
     p = cell.kwargs
     params, optimizer, warmup = p["params"], p["optimizer"], p["warmup"]
     data = common.load(p["data"])
@@ -274,6 +275,7 @@ def run_cell(cell, cell_dir):
 
 def run_regime_cell(cell, cell_dir):
     """Sharpness and rate during one warmup, for one parameterisation."""
+    common.fresh_folders(cell_dir)  # a rerun cell starts afresh
     p = cell.kwargs
     params = p["params"]
     (x, y), _ = common.load(p["data"])
