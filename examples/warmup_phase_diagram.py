@@ -92,8 +92,8 @@ def configurations(preset="cpu", quick=False):
             batch_size=128,
             steps=512,
             warmups=[0, 256],
-            sgd_rates=[2.0, 8.0, 32.0, 128.0],
-            adam_rates=[64.0, 512.0, 4096.0, 32768.0],
+            sgd_rates=[2.0, 16.0, 128.0],
+            adam_rates=[64.0, 1024.0, 16384.0],
             catapult_warmup=256,
             optimizers=list(OPTIMIZERS),
             sharpness_examples=512,
@@ -752,7 +752,7 @@ def run(
     Args:
         logdir: Output folder: cells' results and TensorBoard logs,
             `results.json`, `phase_diagram.png` and `warmup_regimes.png`.
-        quick: A few-minute run (4 rates, 2 warmups, 512 steps, 2 seeds).
+        quick: A few-minute run (3 rates, 2 warmups, 512 steps, 2 seeds).
         preset: `"cpu"` (MNIST-1D scale) or `"paper"` (CIFAR settings).
         dataset: One of `examples.data.DATASETS`; ignored with `data`.
         model: A family of `examples.models.MODELS` (default `fcn`; the
