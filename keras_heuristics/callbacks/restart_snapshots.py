@@ -10,6 +10,7 @@ from keras import ops
 
 from keras_heuristics import KerasHeuristicsWarning
 from keras_heuristics import _backend
+from keras_heuristics import _clone
 from keras_heuristics import _validation
 from keras_heuristics.callbacks.learning_rate_logger import _optimizer_of
 
@@ -218,7 +219,7 @@ class RestartSnapshots(keras.callbacks.Callback):
             last = len(self.snapshots)
         last = _validation.check_int("last", last, minimum=1)
         transform = keras.activations.get(activation)
-        clone = keras.models.clone_model(model)
+        clone = _clone.clone(model)
         total = None
         paths = self.snapshots[-last:]
         for path in paths:

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_heuristics import KerasHeuristicsWarning
+from keras_heuristics import _clone
 from keras_heuristics import _validation
 from keras_heuristics.connectivity import _variables
 from keras_heuristics.connectivity import batch_norm
@@ -170,7 +171,7 @@ class CurveModel(keras.Model):
             seed = _validation.check_int("seed", seed)
         self.seed = seed
 
-        template = batch_norm.clone(start)
+        template = _clone.clone(start)
         self._models = _Untracked(template=template, statistics=None)
         self.keys = _variables.keys_of(template, template.trainable_variables)
         self.state_keys = _variables.keys_of(
@@ -372,7 +373,7 @@ class CurveModel(keras.Model):
         """
         t = _check_t(t)
         state = self.state_at(t, bn_data, batch_size)
-        model = batch_norm.clone(self.template)
+        model = _clone.clone(self.template)
         own = _variables.structural_variables(model)
         for key, value in zip(self.keys, self.weights_at(t)):
             own[key].assign(value)
