@@ -95,7 +95,10 @@ class LayerSimilarity(keras.callbacks.Callback):
             whole run; a few hundred to a few thousand examples (CCA-type
             metrics need more examples than neurons; pooling reduces conv
             layers to their channels).
-        layers: Layer names or objects (default: every layer with weights).
+        layers: Layer names, nested paths (`"gpt2_backbone/
+            transformer_layer_0"`) or objects (default: every layer with
+            weights; for a keras-hub task, the backbone's blocks and the
+            output).
         metric: One of `keras_heuristics.similarity.METRICS` (default
             `"svcca"`, as Gotmare et al.).
         reference: `"previous"`, `"initial"`, `"final"` (default), an epoch
@@ -151,6 +154,7 @@ class LayerSimilarity(keras.callbacks.Callback):
         spatial_mode="pool",
         batch_size=256,
         activations_fn=None,
+        mask=None,
         **options,
     ):
         super().__init__()
@@ -184,6 +188,7 @@ class LayerSimilarity(keras.callbacks.Callback):
             "batch_size", batch_size, minimum=1
         )
         self.activations_fn = activations_fn
+        self.mask = capture_lib.probe_mask(self.probe_data, mask)
         self.options = matrix_lib.check_options(self.metric, options)
         if every_n_steps is not None:
             # Only then a batch hook: Keras runs the training loop without
@@ -226,6 +231,7 @@ class LayerSimilarity(keras.callbacks.Callback):
             None if self.activations_fn else self.layers,
             self.spatial_mode,
             self.batch_size,
+            mask=self.mask,
         )
         acts = self._capture(self.probe_data)
         self.layer_names = list(self._capture.names)
@@ -246,6 +252,7 @@ class LayerSimilarity(keras.callbacks.Callback):
                 self.spatial_mode,
                 self.batch_size,
                 argument="reference_layers",
+                mask=self.mask,
             )
             ref_acts = ref_capture(self.probe_data)
             self.reference_names = list(ref_capture.names)
