@@ -21,6 +21,7 @@ def gpt2_backbone(num_layers=2, hidden_dim=16):
         hidden_dim=hidden_dim,
         intermediate_dim=2 * hidden_dim,
         max_sequence_length=2 * SEQUENCE,
+        dropout=0.0,  # deterministic training steps, comparable runs
     )
 
 

@@ -449,6 +449,10 @@ class Distiller(keras.Model):
         arguments["y"] = _cache.pack_targets(
             arguments.get("y"), self._predict_teacher(x, batch_size)
         )
+        if arguments.get("sample_weight") is not None:
+            arguments["sample_weight"] = _cache.pack_sample_weight(
+                arguments["y"], arguments["sample_weight"]
+            )
         validation = arguments.get("validation_data")
         if validation is not None:
             arguments["validation_data"] = _cache.pack_validation(
