@@ -5,11 +5,11 @@ import math
 import keras
 from keras import ops
 
-from keras_heuristics import _backend
 from keras_heuristics import _hvp
 from keras_heuristics import _layers
 from keras_heuristics import _validation
 from keras_heuristics.callbacks import _logging
+from keras_heuristics.callbacks import _updates
 
 _BATCH_NORMS = (keras.layers.BatchNormalization,)
 _FEATURE_NORMS = (
@@ -198,7 +198,8 @@ class IntrinsicLR(keras.callbacks.Callback):
         )
         self._targets = self._resolve(model)
         _hvp.sync_state(model)
-        self._step = _backend.as_int(self._optimizer.iterations)
+        self._counter = _updates.UpdateCounter(self._optimizer)
+        self._step = self._counter.updates
         self._previous = None
         self._changed_at = {}
         self._reference = {}
@@ -226,13 +227,18 @@ class IntrinsicLR(keras.callbacks.Callback):
         return decay
 
     def _learning_rate(self, step):
+        """The rate of update `step` (0-based)."""
         rate = self._optimizer._learning_rate
         if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
-            return float(ops.convert_to_numpy(rate(step)))
+            at = int(_updates.schedule_steps(step, self._counter.k))
+            return float(ops.convert_to_numpy(rate(at)))
         return float(ops.convert_to_numpy(rate))
 
     def on_train_batch_begin(self, batch, logs=None):
-        if (self._step + 1) % self.every_n_steps == 0:
+        if (
+            self._counter.next_is_update()
+            and (self._step + 1) % self.every_n_steps == 0
+        ):
             _hvp.sync_state(self.model)
             self._previous = [
                 ops.copy(ops.stop_gradient(layer.kernel.value))
@@ -240,7 +246,9 @@ class IntrinsicLR(keras.callbacks.Callback):
             ]
 
     def on_train_batch_end(self, batch, logs=None):
-        self._step += 1
+        if not self._counter.batch_end():
+            return
+        self._step = self._counter.updates
         if self._step % self.every_n_steps == 0 and self._previous:
             self.measure(self._step)
 

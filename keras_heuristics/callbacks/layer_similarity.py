@@ -11,6 +11,7 @@ from keras_heuristics import _backend
 from keras_heuristics import _layers
 from keras_heuristics import _validation
 from keras_heuristics.callbacks import _logging
+from keras_heuristics.callbacks import _updates
 from keras_heuristics.similarity import capture as capture_lib
 from keras_heuristics.similarity import heatmap
 from keras_heuristics.similarity import matrix as matrix_lib
@@ -245,6 +246,11 @@ class LayerSimilarity(keras.callbacks.Callback):
         self._previous = self._initial
         self._reference_summaries = None
         self._steps_seen = 0
+        if self.every_n_steps is not None:
+            optimizer = self.model.optimizer
+            self._counter = _updates.UpdateCounter(
+                getattr(optimizer, "inner_optimizer", optimizer)
+            )
         if self._is_model_reference():
             ref_capture = capture_lib.ActivationCapture(
                 self.reference,
@@ -267,6 +273,8 @@ class LayerSimilarity(keras.callbacks.Callback):
         return not isinstance(self.reference, (str, int))
 
     def _on_step_end(self, batch, logs=None):
+        if not self._counter.batch_end():
+            return
         self._steps_seen += 1
         if self._steps_seen % self.every_n_steps == 0:
             self._evaluate(self._steps_seen, epoch=None)

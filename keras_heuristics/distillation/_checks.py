@@ -148,8 +148,7 @@ def _layer_output(model, layer_name, role):
         return layer.output
     except (AttributeError, ValueError) as error:
         raise ValueError(
-            f"Layer {path!r} of the {role} has no single output "
-            f"tensor: {error}"
+            f"Layer {path!r} of the {role} has no single output tensor: {error}"
         ) from None
 
 
