@@ -1,10 +1,12 @@
 """Effective and intrinsic learning rates of scale-invariant weights."""
 
 import math
+import warnings
 
 import keras
 from keras import ops
 
+from keras_heuristics import KerasHeuristicsWarning
 from keras_heuristics import _hvp
 from keras_heuristics import _layers
 from keras_heuristics import _validation
@@ -197,6 +199,20 @@ class IntrinsicLR(keras.callbacks.Callback):
             else _logging.run_writer(self.log_dir, "train")
         )
         self._targets = self._resolve(model)
+        if not self._targets:
+            warnings.warn(
+                "IntrinsicLR found no scale-invariant kernel in model "
+                f"{_layers.trained_network(model).name!r}, so it logs "
+                "nothing. A kernel counts when its layer's output feeds "
+                "only a BatchNormalization (or, without a bias, a "
+                "LayerNormalization, GroupNormalization or UnitNormalization) "
+                "in the model's graph. In a pre-norm transformer every block "
+                "adds its output to the residual stream before the next "
+                "normalization, so no kernel is exactly scale-invariant. "
+                "Pass `layers=` to track chosen kernels anyway.",
+                KerasHeuristicsWarning,
+                stacklevel=2,
+            )
         _hvp.sync_state(model)
         self._counter = _updates.UpdateCounter(self._optimizer)
         self._step = self._counter.updates
