@@ -160,3 +160,11 @@ def default_layers(model):
         elif layer.weights and id(layer) not in inside:
             out.append((layer.name, layer))
     return out
+
+
+def supports_jit(model):
+    """Whether every layer of `model` (nested models included) can run
+    jit-compiled: Keras' own test, for models a wrapper hides from it."""
+    return model.supports_jit and all(
+        layer.supports_jit for _, layer in walk(model)
+    )

@@ -7,6 +7,7 @@ from keras import ops
 
 from keras_heuristics import KerasHeuristicsWarning
 from keras_heuristics import _clone
+from keras_heuristics import _layers
 from keras_heuristics import _validation
 from keras_heuristics.connectivity import _variables
 from keras_heuristics.connectivity import batch_norm
@@ -231,6 +232,9 @@ class CurveModel(keras.Model):
         )
         self._template_config = keras.saving.serialize_keras_object(template)
         self.has_batch_norm = bool(batch_norm.batch_norm_layers(template))
+        # Keras chooses jit compilation from the layers it tracks; the
+        # template is hidden from it, so its layers' verdict is passed on.
+        self.supports_jit = _layers.supports_jit(template)
         self.built = True
 
     @property
