@@ -15,6 +15,8 @@ $(VENV)/.installed: setup.cfg constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
 	@$(PY) -m pip install --quiet -c constraints.txt -e ".[all,examples,test]"
+	@echo ">> keras-hub for the transformer tests (without tensorflow-text, which needs full tensorflow)"
+	@$(PY) -m pip install --quiet --no-deps -c constraints.txt keras-hub
 	@touch $@
 
 venv: $(VENV)/.installed

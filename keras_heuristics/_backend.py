@@ -1,5 +1,7 @@
 """The few places where the backends really differ, one function each."""
 
+import contextlib
+
 import keras
 import numpy as np
 
@@ -265,3 +267,40 @@ def eager_host_step(step):
     ):
         return int(step)
     return None
+
+
+@contextlib.contextmanager
+def fixed_randomness(seed=0):
+    """Draws the same random numbers at every entry into the block.
+
+    On PyTorch, Keras' unseeded dropout draws from PyTorch's global
+    generator, so two evaluations of a "deterministic" loss at the same
+    weights differ; inside this block the generator starts from `seed` and
+    is restored on exit. On JAX and TensorFlow the random state of a
+    stateless call is an argument, so nothing changes.
+    """
+    if keras.backend.backend() != "torch":
+        yield
+        return
+    import torch
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        yield
+
+
+@contextlib.contextmanager
+def twice_differentiable():
+    """Runs the block with operations that have a second derivative.
+
+    PyTorch's fused attention kernels (flash, memory-efficient) have no
+    double backward; Hessian-vector products of a model with attention use
+    the math kernel instead. A no-op elsewhere.
+    """
+    if keras.backend.backend() != "torch":
+        yield
+        return
+    from torch.nn import attention
+
+    with attention.sdpa_kernel(attention.SDPBackend.MATH):
+        yield

@@ -20,13 +20,13 @@ from keras_heuristics import _backend
 def first_batch(data, batch_size=None):
     """The first `(x, y, sample_weight)` batch of anything `fit` accepts.
 
-    `data` is an `(x, y)` or `(x, y, sample_weight)` tuple of arrays (the
-    first `batch_size` rows are taken, all of them when `batch_size` is
-    None), or an iterable of such tuples: a `tf.data.Dataset`, a PyTorch
+    `data` is an `(x, y)` or `(x, y, sample_weight)` tuple of arrays or
+    dicts of arrays (the first `batch_size` rows are taken, all of them
+    when `batch_size` is None), or an iterable of such tuples: a `tf.data.Dataset`, a PyTorch
     `DataLoader`, a `keras.utils.PyDataset` or a generator.
     """
     if isinstance(data, (tuple, list)) and len(data) in (2, 3):
-        if all(_is_array(part) or part is None for part in data):
+        if all(_is_part(part) for part in data):
             batch = tuple(data)
             if batch_size is not None:
                 batch = keras.tree.map_structure(
@@ -52,6 +52,14 @@ def first_batch(data, batch_size=None):
 
 def _is_array(value):
     return hasattr(value, "shape") and hasattr(value, "dtype")
+
+
+def _is_part(part):
+    """An array, None, or a dict of arrays (keras-hub's `{"token_ids": ...,
+    "padding_mask": ...}`): one part of an `(x, y[, sample_weight])` tuple."""
+    if isinstance(part, dict):
+        return bool(part) and all(_is_array(v) for v in part.values())
+    return part is None or _is_array(part)
 
 
 def _unpack(batch):
@@ -157,13 +165,14 @@ def loss_function(model, x, y, sample_weight=None, training=True):
     def loss(weights, non_trainable=None):
         if non_trainable is None:
             non_trainable = snapshot
-        y_pred, _, losses = model.stateless_call(
-            list(weights),
-            list(non_trainable),
-            x,
-            training=training,
-            return_losses=True,
-        )
+        with _backend.fixed_randomness():  # one dropout mask per batch
+            y_pred, _, losses = model.stateless_call(
+                list(weights),
+                list(non_trainable),
+                x,
+                training=training,
+                return_losses=True,
+            )
         value = model._compile_loss(y, y_pred, sample_weight)
         if replicas > 1:
             value = value * replicas
@@ -203,7 +212,11 @@ def _value_and_grad_tensorflow(fn, weights):
     with tf.GradientTape() as tape:
         tape.watch(weights)
         value = fn(weights)
-    return value, tape.gradient(value, weights)
+    grads = tape.gradient(
+        value, weights, unconnected_gradients=tf.UnconnectedGradients.ZERO
+    )
+    # An Embedding's gradient is an IndexedSlices, which `jvp` cannot carry.
+    return value, [tf.convert_to_tensor(g) for g in grads]
 
 
 def _value_and_grad_torch(fn, weights, create_graph=False):
@@ -308,7 +321,7 @@ def _cast_like(vectors, weights):
 def _hvp_torch(fn, weights, vectors):
     import torch
 
-    with torch.enable_grad():
+    with torch.enable_grad(), _backend.twice_differentiable():
         weights = [w.detach().requires_grad_(True) for w in weights]
         value = fn(weights)
         grads = torch.autograd.grad(value, weights, create_graph=True)

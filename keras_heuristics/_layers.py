@@ -1,5 +1,7 @@
 """Finding a model's layers from what the user names."""
 
+import keras
+
 
 def trained_network(model):
     """The network whose layers a callback names: a `Distiller`'s student
@@ -73,3 +75,120 @@ def check_inputs_fit(model, x, argument):
             f"Argument `{argument}` does not fit the inputs of the model "
             f"{model.name!r}: {error}"
         ) from None
+
+
+def walk(model, prefix=""):
+    """`(path, layer)` for every layer of `model`, depth first, entering
+    nested models: `"gpt2_backbone/transformer_layer_0"`."""
+    for layer in model.layers:
+        yield prefix + layer.name, layer
+        if isinstance(layer, keras.Model) and hasattr(layer, "layers"):
+            yield from walk(layer, f"{prefix}{layer.name}/")
+
+
+def _called_on_inputs(nested, model):
+    """Whether `nested` runs on `model`'s own input tensors (as a keras-hub
+    task's backbone does), so that its layers' outputs belong to `model`'s
+    graph."""
+    inputs = getattr(nested, "inputs", None) or []
+    own = getattr(model, "inputs", None) or []
+    return bool(inputs) and all(any(t is u for u in own) for t in inputs)
+
+
+def _is_block(layer):
+    """A layer that holds other layers with weights (a transformer layer,
+    a residual block): its variables sit below sublayer paths."""
+    own = getattr(layer, "path", None) or layer.name
+    return any(v.path.rsplit("/", 1)[0] != own for v in layer.weights)
+
+
+def find_layer(model, item, argument):
+    """`(path, layer)` for a name, a nested path or a Layer object.
+
+    A name is looked up among the model's own layers first and then, when
+    unique, in the nested models; `"outer/inner"` walks nested models; a
+    Layer object is found at its shortest path.
+    """
+    if not isinstance(item, (str, keras.layers.Layer)):
+        raise TypeError(
+            f"Argument `{argument}` must hold layer names, paths such as "
+            "'backbone/transformer_layer_0', or Layer objects. Received an "
+            f"item of type {type(item).__name__}"
+        )
+    paths = list(walk(model))
+    if isinstance(item, str):
+        found = [(p, layer) for p, layer in paths if p == item]
+        if not found and "/" not in item:
+            nested = {}
+            for p, layer in paths:
+                if layer.name == item:
+                    nested.setdefault(id(layer), (p, layer))
+            if len(nested) > 1:
+                raise ValueError(
+                    f"Argument `{argument}`: the name {item!r} is shared by "
+                    f"nested layers {[p for p, _ in nested.values()]}; pass "
+                    "the path. "
+                )
+            found = list(nested.values())
+    else:
+        found = sorted(
+            ((p, layer) for p, layer in paths if layer is item),
+            key=lambda pair: pair[0].count("/"),
+        )
+    if not found:
+        name = item if isinstance(item, str) else item.name
+        raise ValueError(
+            f"Argument `{argument}` names a layer {name!r} that model "
+            f"{model.name!r} does not have. Its layers: "
+            f"{[p for p, _ in paths]}"
+        )
+    path, layer = found[0]
+    if "/" in path:
+        outer = model.get_layer(path.split("/", 1)[0])
+        if not _called_on_inputs(outer, model):
+            raise ValueError(
+                f"Argument `{argument}`: layer {path!r} sits in the nested "
+                f"model {outer.name!r}, which runs on other tensors than the "
+                f"inputs of {model.name!r}, so its output is not a tensor of "
+                "the model's graph. Name the nested model itself, or pass a "
+                "callable returning the activations."
+            )
+    return path, layer
+
+
+def default_layers(model):
+    """`(path, layer)` of the layers compared by default.
+
+    Every layer with weights. A nested model that runs on the model's own
+    inputs (a keras-hub task's backbone) stands for its blocks, the layers
+    holding other layers with weights (the transformer layers), or for its
+    layers with weights when it has none; a layer of the model that also
+    lives in such a nested model (a tied embedding) is not repeated.
+    """
+    expanded = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) and _called_on_inputs(layer, model):
+            expanded[id(layer)] = [
+                (p, sub)
+                for p, sub in walk(layer, f"{layer.name}/")
+                if sub.weights and not isinstance(sub, keras.Model)
+            ]
+    inside = {id(sub) for layers in expanded.values() for _, sub in layers}
+    out = []
+    for layer in model.layers:
+        if id(layer) in expanded:
+            layers = expanded[id(layer)]
+            out.extend(
+                [pair for pair in layers if _is_block(pair[1])] or layers
+            )
+        elif layer.weights and id(layer) not in inside:
+            out.append((layer.name, layer))
+    return out
+
+
+def supports_jit(model):
+    """Whether every layer of `model` (nested models included) can run
+    jit-compiled: Keras' own test, for models a wrapper hides from it."""
+    return model.supports_jit and all(
+        layer.supports_jit for _, layer in walk(model)
+    )

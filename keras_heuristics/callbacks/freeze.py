@@ -5,10 +5,10 @@ import collections.abc
 import keras
 from keras import ops
 
-from keras_heuristics import _backend
 from keras_heuristics import _hvp
 from keras_heuristics import _layers
 from keras_heuristics import _validation
+from keras_heuristics.callbacks import _updates
 
 
 def _slots_of(optimizer, variable):
@@ -117,10 +117,13 @@ class FreezeLayers(keras.callbacks.Callback):
             if id(variable) in known:
                 held.extend(_slots_of(optimizer, variable))
         self._held = [(v, ops.copy(v.value)) for v in held]
-        self._step = _backend.as_int(optimizer.iterations)
+        self._counter = _updates.UpdateCounter(optimizer)
+        self._step = self._counter.updates
 
     def on_train_batch_end(self, batch, logs=None):
-        self._step += 1
+        if not self._counter.batch_end():
+            return  # no update: the weights did not move
+        self._step = self._counter.updates
         if self._step > self.steps:
             return
         _hvp.sync_state(self.model)

@@ -1,15 +1,17 @@
 """Effective and intrinsic learning rates of scale-invariant weights."""
 
 import math
+import warnings
 
 import keras
 from keras import ops
 
-from keras_heuristics import _backend
+from keras_heuristics import KerasHeuristicsWarning
 from keras_heuristics import _hvp
 from keras_heuristics import _layers
 from keras_heuristics import _validation
 from keras_heuristics.callbacks import _logging
+from keras_heuristics.callbacks import _updates
 
 _BATCH_NORMS = (keras.layers.BatchNormalization,)
 _FEATURE_NORMS = (
@@ -232,8 +234,23 @@ class IntrinsicLR(keras.callbacks.Callback):
             else _logging.run_writer(self.log_dir, "train", self.model)
         )
         self._targets = self._resolve(model)
+        if not self._targets:
+            warnings.warn(
+                "IntrinsicLR found no scale-invariant kernel in model "
+                f"{_layers.trained_network(model).name!r}, so it logs "
+                "nothing. A kernel counts when its layer's output feeds "
+                "only a BatchNormalization (or, without a bias, a "
+                "LayerNormalization, GroupNormalization or UnitNormalization) "
+                "in the model's graph. In a pre-norm transformer every block "
+                "adds its output to the residual stream before the next "
+                "normalization, so no kernel is exactly scale-invariant. "
+                "Pass `layers=` to track chosen kernels anyway.",
+                KerasHeuristicsWarning,
+                stacklevel=2,
+            )
         _hvp.sync_state(model)
-        self._step = _backend.as_int(self._optimizer.iterations)
+        self._counter = _updates.UpdateCounter(self._optimizer)
+        self._step = self._counter.updates
         self._previous = None
         self._changed_at = {}
         self._reference = {}
@@ -263,13 +280,18 @@ class IntrinsicLR(keras.callbacks.Callback):
         return decoupled, coupled
 
     def _learning_rate(self, step):
+        """The rate of update `step` (0-based)."""
         rate = self._optimizer._learning_rate
         if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
-            return float(ops.convert_to_numpy(rate(step)))
+            at = int(_updates.schedule_steps(step, self._counter.k))
+            return float(ops.convert_to_numpy(rate(at)))
         return float(ops.convert_to_numpy(rate))
 
     def on_train_batch_begin(self, batch, logs=None):
-        if (self._step + 1) % self.every_n_steps == 0:
+        if (
+            self._counter.next_is_update()
+            and (self._step + 1) % self.every_n_steps == 0
+        ):
             _hvp.sync_state(self.model)
             self._previous = [
                 ops.copy(ops.stop_gradient(layer.kernel.value))
@@ -277,7 +299,9 @@ class IntrinsicLR(keras.callbacks.Callback):
             ]
 
     def on_train_batch_end(self, batch, logs=None):
-        self._step += 1
+        if not self._counter.batch_end():
+            return
+        self._step = self._counter.updates
         if self._step % self.every_n_steps == 0 and self._previous:
             self.measure(self._step)
 

@@ -14,6 +14,7 @@ from keras_heuristics import _backend
 from keras_heuristics import _layers
 from keras_heuristics import _validation
 from keras_heuristics.callbacks import _logging
+from keras_heuristics.callbacks import _updates
 from keras_heuristics.similarity import capture as capture_lib
 from keras_heuristics.similarity import heatmap
 from keras_heuristics.similarity import matrix as matrix_lib
@@ -108,7 +109,10 @@ class LayerSimilarity(keras.callbacks.Callback):
             whole run; a few hundred to a few thousand examples (CCA-type
             metrics need more examples than neurons; pooling reduces conv
             layers to their channels).
-        layers: Layer names or objects (default: every layer with weights).
+        layers: Layer names, nested paths (`"gpt2_backbone/
+            transformer_layer_0"`) or objects (default: every layer with
+            weights; for a keras-hub task, the backbone's blocks and the
+            output).
         metric: One of `keras_heuristics.similarity.METRICS` (default
             `"svcca"`, as Gotmare et al.).
         reference: `"previous"`, `"initial"`, `"final"` (default), an epoch
@@ -168,6 +172,7 @@ class LayerSimilarity(keras.callbacks.Callback):
         spatial_mode="pool",
         batch_size=256,
         activations_fn=None,
+        mask=None,
         **options,
     ):
         super().__init__()
@@ -201,6 +206,7 @@ class LayerSimilarity(keras.callbacks.Callback):
             "batch_size", batch_size, minimum=1
         )
         self.activations_fn = activations_fn
+        self.mask = capture_lib.probe_mask(self.probe_data, mask)
         self.options = matrix_lib.check_options(self.metric, options)
         if every_n_steps is not None:
             # Only then a batch hook: Keras runs the training loop without
@@ -248,6 +254,7 @@ class LayerSimilarity(keras.callbacks.Callback):
             None if self.activations_fn else self.layers,
             self.spatial_mode,
             self.batch_size,
+            mask=self.mask,
         )
         acts = self._capture(self.probe_data)
         self.layer_names = list(self._capture.names)
@@ -265,6 +272,11 @@ class LayerSimilarity(keras.callbacks.Callback):
         # Steps counted from the optimizer's: a continued run continues.
         self._steps_seen = iterations
         self._state_dir = os.path.join(self.log_dir, f"{self.name}_state")
+        if self.every_n_steps is not None:
+            optimizer = self.model.optimizer
+            self._counter = _updates.UpdateCounter(
+                getattr(optimizer, "inner_optimizer", optimizer)
+            )
         if self._is_model_reference():
             ref_capture = capture_lib.ActivationCapture(
                 self.reference,
@@ -272,6 +284,7 @@ class LayerSimilarity(keras.callbacks.Callback):
                 self.spatial_mode,
                 self.batch_size,
                 argument="reference_layers",
+                mask=self.mask,
             )
             ref_acts = ref_capture(self.probe_data)
             self.reference_names = list(ref_capture.names)
@@ -424,6 +437,8 @@ class LayerSimilarity(keras.callbacks.Callback):
         return not isinstance(self.reference, (str, int))
 
     def _on_step_end(self, batch, logs=None):
+        if not self._counter.batch_end():
+            return
         self._steps_seen += 1
         if self._steps_seen % self.every_n_steps == 0:
             self._evaluate(self._steps_seen, epoch=None)

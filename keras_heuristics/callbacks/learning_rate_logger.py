@@ -6,6 +6,7 @@ from keras import ops
 
 from keras_heuristics import _backend
 from keras_heuristics.callbacks import _logging
+from keras_heuristics.callbacks import _updates
 
 
 def _optimizer_of(model):
@@ -32,6 +33,9 @@ class LearningRateLogger(keras.callbacks.Callback):
 
     The value logged at step `s` is the rate that update `s` used (`s` is
     the optimizer's iteration count, so a resumed run continues its curve).
+    With `gradient_accumulation_steps=k`, `s` counts updates and the rate is
+    the schedule's value at the batch count of the update, `(s + 1) k - 1`,
+    where Keras evaluates it.
     With a schedule, the rates of a whole epoch are computed in one
     vectorised call at the end of the epoch, so the training loop is never
     interrupted; with a constant rate (a variable that other callbacks such
@@ -65,14 +69,21 @@ class LearningRateLogger(keras.callbacks.Callback):
         self._pending = []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._first_step = _backend.as_int(_optimizer_of(self.model).iterations)
+        optimizer = _optimizer_of(self.model)
+        self._first_step = _backend.as_int(optimizer.iterations)
+        if not self._is_schedule:
+            self._counter = _updates.UpdateCounter(optimizer)
 
     def on_train_batch_begin(self, batch, logs=None):
-        if not self._is_schedule:
+        if not self._is_schedule and self._counter.next_is_update():
             # `self.model` brings JAX's in-flight state back to the model,
             # so the rate read here is the one the next update uses.
             rate = float(_optimizer_of(self.model).learning_rate)
-            self._pending.append((self._first_step + batch, rate))
+            self._pending.append((self._counter.updates, rate))
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self._is_schedule:
+            self._counter.batch_end()
 
     def on_epoch_end(self, epoch, logs=None):
         self._write_epoch()
@@ -85,7 +96,10 @@ class LearningRateLogger(keras.callbacks.Callback):
         last = _backend.as_int(optimizer.iterations)
         if self._is_schedule:
             steps = np.arange(self._first_step, last)
-            rates = self.rates(self._schedule, steps)
+            k = _updates.accumulation_steps(optimizer)
+            rates = self.rates(
+                self._schedule, _updates.schedule_steps(steps, k)
+            )
             self._pending = list(zip(steps.tolist(), rates.tolist()))
         momentum = _momentum_of(optimizer)
         for step, rate in self._pending:

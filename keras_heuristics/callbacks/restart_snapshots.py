@@ -12,8 +12,10 @@ from keras import ops
 
 from keras_heuristics import KerasHeuristicsWarning
 from keras_heuristics import _backend
+from keras_heuristics import _clone
 from keras_heuristics import _validation
 from keras_heuristics.callbacks import _logging
+from keras_heuristics.callbacks import _updates
 from keras_heuristics.callbacks.learning_rate_logger import _optimizer_of
 
 
@@ -157,8 +159,8 @@ class RestartSnapshots(keras.callbacks.Callback):
                 stacklevel=2,
             )
         self._schedule = schedule
-        self._step = _backend.as_int(optimizer.iterations)
-        self._epoch_first_step = self._step
+        self._counter = _updates.UpdateCounter(optimizer)
+        self._step = self._counter.updates
         self._epoch = 0
         self._pending = self._restarts_after(self._step)
         # The snapshot index is the number of restarts passed, so that a
@@ -187,23 +189,27 @@ class RestartSnapshots(keras.callbacks.Callback):
                     self.steps.append(fields.get("step"))
 
     def _restarts_after(self, step):
-        """Restart steps > step, looking ahead in growing windows."""
-        ahead = max(1024, 2 * step)
+        """Updates > step after which the rate restarts, looking ahead in
+        growing windows. A restart at schedule step `s` (the batch count,
+        where Keras evaluates schedules) follows update `s // k`."""
+        k = self._counter.k
+        ahead = max(1024, 2 * step * k)
         while True:
-            restarts = [s for s in self._schedule.restart_steps(step + ahead)]
-            restarts = [s for s in restarts if s > step]
+            restarts = self._schedule.restart_steps(step * k + ahead)
+            restarts = sorted({s // k for s in restarts if s // k > step})
             if restarts or ahead > 2**40:
                 return restarts
             ahead *= 2
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
-        self._epoch_first_step = self._step
 
     def on_train_batch_end(self, batch, logs=None):
         # Counted, not read: reading the optimizer's step would make JAX
         # copy the training state back to the model after every batch.
-        self._step = self._epoch_first_step + batch + 1
+        if not self._counter.batch_end():
+            return
+        self._step = self._counter.updates
         if not self._pending or self._step < self._pending[0]:
             return
         while self._pending and self._pending[0] <= self._step:
@@ -289,7 +295,7 @@ class RestartSnapshots(keras.callbacks.Callback):
             last = len(self.snapshots)
         last = _validation.check_int("last", last, minimum=1)
         transform = keras.activations.get(activation)
-        clone = keras.models.clone_model(model)
+        clone = _clone.clone(model)
         total = None
         paths = self.snapshots[-last:]
         for path in paths:

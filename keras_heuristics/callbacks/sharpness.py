@@ -7,11 +7,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_heuristics import _backend
 from keras_heuristics import _hvp
 from keras_heuristics import _layers
 from keras_heuristics import _validation
 from keras_heuristics.callbacks import _logging
+from keras_heuristics.callbacks import _updates
 from keras_heuristics.optimizers import gi_adam
 
 METHODS = ("lanczos", "power")
@@ -335,12 +335,15 @@ class Sharpness(keras.callbacks.Callback):
         _hvp.sync_state(self.model)
         # Counted here: during `fit` on JAX the optimizer's variables are
         # only filled in when the state is synced.
-        self._step = _backend.as_int(optimizer.iterations)
+        self._counter = _updates.UpdateCounter(optimizer)
+        self._step = self._counter.updates
         if self._step == 0:
             self.measure(0)
 
     def on_train_batch_end(self, batch, logs=None):
-        self._step += 1
+        if not self._counter.batch_end():
+            return
+        self._step = self._counter.updates
         if self._step % self.every_n_steps == 0:
             self.measure(self._step)
 

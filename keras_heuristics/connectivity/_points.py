@@ -12,6 +12,7 @@ from keras import ops
 
 from keras_heuristics import KerasHeuristicsWarning
 from keras_heuristics import _backend
+from keras_heuristics import _clone
 from keras_heuristics import _validation
 from keras_heuristics.connectivity import _variables
 from keras_heuristics.connectivity import batch_norm
@@ -95,7 +96,7 @@ class Architecture:
     @classmethod
     def of_model(cls, model, argument):
         _check_model(argument, model)
-        return cls(batch_norm.clone(model))
+        return cls(_clone.clone(model))
 
     def values(self, model, argument):
         """(trainable, non-trainable) values of `model`, matched by path."""
@@ -162,7 +163,7 @@ class Evaluator:
 
     def __init__(self, architecture, loss, metrics):
         self.architecture = architecture
-        self.model = batch_norm.clone(architecture.template)
+        self.model = _clone.clone(architecture.template)
         # `metrics=[]`, not None: a clone may carry its original compile.
         self.model.compile(loss=loss, metrics=metrics or [])
         own = _variables.structural_variables(self.model)

@@ -27,6 +27,7 @@ import numpy as np
 from keras import ops
 
 from keras_heuristics import _backend
+from keras_heuristics import _clone
 from keras_heuristics import _validation
 from keras_heuristics.connectivity import _variables
 
@@ -47,21 +48,6 @@ def batch_norm_layers(model):
         for layer in model._flatten_layers(include_self=True, recursive=True)
         if isinstance(layer, keras.layers.BatchNormalization)
     ]
-
-
-def clone(model):
-    """A built copy of `model` with its own (freshly initialized) variables."""
-    try:
-        copy = keras.models.clone_model(model)
-    except Exception as error:
-        raise TypeError(
-            f"The model {model.name!r} cannot be cloned with "
-            "`keras.models.clone_model` (a subclassed model needs "
-            f"`get_config`/`from_config`): {error}"
-        ) from error
-    if not copy.built:
-        copy.build_from_config(model.get_build_config())
-    return copy
 
 
 def to_batches(data, batch_size, argument="bn_data"):
@@ -155,7 +141,7 @@ class BatchNormStatistics:
                     "Batch renormalization (`renorm=True`) is not supported "
                     f"by the statistics recomputation (layer {layer.name!r})."
                 )
-        self.model = clone(template)
+        self.model = _clone.clone(template)
         for layer in self.model._flatten_layers(recursive=True):
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = 0.0

@@ -6,6 +6,8 @@ import keras
 from keras import ops
 
 from keras_heuristics import KerasHeuristicsWarning
+from keras_heuristics import _clone
+from keras_heuristics import _layers
 from keras_heuristics import _validation
 from keras_heuristics.connectivity import _variables
 from keras_heuristics.connectivity import batch_norm
@@ -172,7 +174,7 @@ class CurveModel(keras.Model):
             seed = _validation.check_int("seed", seed)
         self.seed = seed
 
-        template = batch_norm.clone(start)
+        template = _clone.clone(start)
         self._models = _Untracked(template=template, statistics=None)
         self.keys = _variables.keys_of(template, template.trainable_variables)
         self.state_keys = _variables.keys_of(
@@ -232,6 +234,9 @@ class CurveModel(keras.Model):
         )
         self._template_config = keras.saving.serialize_keras_object(template)
         self.has_batch_norm = bool(batch_norm.batch_norm_layers(template))
+        # Keras chooses jit compilation from the layers it tracks; the
+        # template is hidden from it, so its layers' verdict is passed on.
+        self.supports_jit = _layers.supports_jit(template)
         self.built = True
 
     @property
@@ -374,7 +379,7 @@ class CurveModel(keras.Model):
         """
         t = _check_t(t)
         state = self.state_at(t, bn_data, batch_size)
-        model = batch_norm.clone(self.template)
+        model = _clone.clone(self.template)
         own = _variables.structural_variables(model)
         for key, value in zip(self.keys, self.weights_at(t)):
             own[key].assign(value)

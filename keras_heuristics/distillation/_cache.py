@@ -21,6 +21,14 @@ def pack_targets(y, teacher_outputs):
     return packed
 
 
+def pack_sample_weight(packed, sample_weight):
+    """`sample_weight` once per entry of the packed targets: Keras refuses a
+    single per-token `(batch, sequence)` weight for a dict of targets."""
+    if sample_weight is None:
+        return None
+    return {key: sample_weight for key in packed}
+
+
 def unpack_targets(y):
     """Returns `(labels, cached_teacher_outputs or None)`."""
     if not isinstance(y, dict) or not any(
@@ -71,5 +79,7 @@ def pack_validation(validation_data, predict):
         )
     x_val, y_val = validation_data[0], validation_data[1]
     check_cacheable("validation_data", x_val)
-    packed = (x_val, pack_targets(y_val, predict(x_val)))
-    return packed + tuple(validation_data[2:])
+    targets = pack_targets(y_val, predict(x_val))
+    if len(validation_data) == 2:
+        return (x_val, targets)
+    return (x_val, targets, pack_sample_weight(targets, validation_data[2]))

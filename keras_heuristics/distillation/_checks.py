@@ -6,6 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_heuristics import _layers
 from keras_heuristics import _validation
 
 Schedule = keras.optimizers.schedules.LearningRateSchedule
@@ -205,18 +206,14 @@ def _layer_output(model, layer_name, role):
             f"inputs; the {role} {model.name!r} has none."
         )
     try:
-        layer = model.get_layer(layer_name)
-    except ValueError:
-        names = [layer.name for layer in model.layers]
-        raise ValueError(
-            f"The {role} has no layer named {layer_name!r}. Its layers: {names}"
-        ) from None
+        path, layer = _layers.find_layer(model, layer_name, "hints")
+    except ValueError as error:
+        raise ValueError(f"The {role}: {error}") from None
     try:
         return layer.output
     except (AttributeError, ValueError) as error:
         raise ValueError(
-            f"Layer {layer_name!r} of the {role} has no single output "
-            f"tensor: {error}"
+            f"Layer {path!r} of the {role} has no single output tensor: {error}"
         ) from None
 
 

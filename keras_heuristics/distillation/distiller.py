@@ -116,8 +116,10 @@ class Distiller(keras.Model):
             `LearningRateSchedule` of the step.
         alpha: Weight of the distillation term, in [0, 1]: a number or a
             `LearningRateSchedule` of the step.
-        hints: Optional list of `(teacher_layer_name, student_layer_name)`
-            pairs (both models then must be Functional or Sequential). Each
+        hints: Optional list of `(teacher_layer, student_layer)` pairs of
+            layer names or nested paths such as
+            `"gpt2_backbone/transformer_layer_1"` (both models then must be
+            Functional or Sequential). Each
             student feature passes through a learned `Dense` projection to
             the teacher's width (a 1x1 convolution for image features) when
             the widths differ, and is then compared with the teacher feature
@@ -459,6 +461,10 @@ class Distiller(keras.Model):
         arguments["y"] = _cache.pack_targets(
             arguments.get("y"), self._predict_teacher(x, batch_size)
         )
+        if arguments.get("sample_weight") is not None:
+            arguments["sample_weight"] = _cache.pack_sample_weight(
+                arguments["y"], arguments["sample_weight"]
+            )
         validation = arguments.get("validation_data")
         if validation is not None:
             arguments["validation_data"] = _cache.pack_validation(

@@ -294,16 +294,21 @@ def hint_loss(
 
     For one sample with features `h_t` (teacher) and `h_s` (student, already
     projected to the teacher's width), `L_hint = mean((h_t - h_s)^2)` over all
-    feature entries; the batch reduction is that of `kd_loss`.
+    feature entries; the batch reduction is that of `kd_loss`. A per-token
+    `sample_weight` of shape `(batch, sequence)` (a padding mask) weights
+    the mean over the last axis at each position instead, and the reduction
+    averages over batch and positions, as Keras' losses do.
 
     Args:
         teacher_features: Tensor of shape `(batch, ...)`.
         student_features: Tensor of the same shape.
-        sample_weight: Optional tensor of shape `(batch,)`.
+        sample_weight: Optional tensor of shape `(batch,)`, or a prefix of
+            the features' shape without its last axis (`(batch, sequence)`).
         reduction: `"sum_over_batch_size"` or `"none"`.
 
     Returns:
-        A scalar tensor, or one value per sample with `reduction="none"`.
+        A scalar tensor, or one value per sample (per token with a per-token
+        `sample_weight`) with `reduction="none"`.
 
     Raises:
         TypeError: If an argument is not a tensor or an array of numbers.
@@ -330,8 +335,16 @@ def hint_loss(
             f"after projection. Received: teacher shape {t_shape}, student "
             f"shape {s_shape}"
         )
-    sample_weight = _checked_sample_weight(sample_weight, t_shape[:1])
+    sample_weight = _checked_sample_weight(
+        sample_weight, t_shape[:-1] or t_shape[:1]
+    )
+    keep = 1  # axes kept per sample: (batch,) or per token (batch, seq)
+    if sample_weight is not None:
+        shape = tuple(sample_weight.shape)
+        while len(shape) > 1 and shape[-1] == 1:
+            shape = shape[:-1]
+        keep = max(1, len(shape))
     squared = ops.square(teacher_features - student_features)
-    if len(t_shape) > 1:
-        squared = ops.mean(squared, axis=tuple(range(1, len(t_shape))))
+    if len(t_shape) > keep:
+        squared = ops.mean(squared, axis=tuple(range(keep, len(t_shape))))
     return _reduce(squared, sample_weight, reduction)

@@ -18,6 +18,7 @@ import numpy as np
 from keras import ops
 
 from keras_heuristics import _inference
+from keras_heuristics import _layers
 from keras_heuristics import _validation
 from keras_heuristics.similarity import spatial
 
@@ -34,58 +35,72 @@ _SUBCLASSED_HELP = (
 )
 
 
+OUTPUT = "output"
+
+
+def _model_output(model):
+    outputs = getattr(model, "outputs", None) or []
+    return outputs[0] if len(outputs) == 1 else None
+
+
 def resolve_layers(model, layers=None, argument="layers"):
-    """Layer objects of `model` from names or Layer objects (`None`:
-    every layer with weights); the errors name `argument`."""
+    """`(name, tensor)` pairs: the graph tensors of the layers of `model`
+    named by `layers` (names, nested paths such as
+    `"gpt2_backbone/transformer_layer_0"`, or Layer objects; `None`: the
+    default layers of `_layers.default_layers`, and the model's output,
+    named `"output"`, when it is not the last of them). The errors name
+    `argument`."""
     if not isinstance(model, keras.Model):
         raise TypeError(
             f"Expected a Keras model. Received: {type(model).__name__}"
         )
     if layers is None:
-        found = [layer for layer in model.layers if layer.weights]
+        found = _layers.default_layers(model)
         if not found:
             raise ValueError(
                 f"Model {model.name!r} has no layer with weights; pass "
                 f"`{argument}` explicitly."
             )
-        return found
-    if isinstance(layers, (str, keras.layers.Layer)):
-        layers = [layers]
-    by_name = {layer.name: layer for layer in model.layers}
-    resolved = []
-    for item in layers:
-        if not isinstance(item, (str, keras.layers.Layer)):
-            raise TypeError(
-                f"Argument `{argument}` must hold layer names or Layer "
-                f"objects. Received an item of type {type(item).__name__}"
-            )
-        name = item if isinstance(item, str) else item.name
-        layer = by_name.get(name)
-        if layer is None or not (isinstance(item, str) or layer is item):
-            raise ValueError(
-                f"Argument `{argument}` names a layer {name!r} that model "
-                f"{model.name!r} does not have. Its layers: {list(by_name)}"
-            )
-        resolved.append(layer)
-    if not resolved:
-        raise ValueError(f"Argument `{argument}` must not be empty.")
-    names = [layer.name for layer in resolved]
+    else:
+        if isinstance(layers, (str, keras.layers.Layer)):
+            layers = [layers]
+        found = [_layers.find_layer(model, item, argument) for item in layers]
+        if not found:
+            raise ValueError(f"Argument `{argument}` must not be empty.")
+    names = [path for path, _ in found]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise ValueError(
             f"Argument `{argument}` names the same layer more than once (its "
             f"results would share one name): {repeated}"
         )
-    return resolved
+    targets = []
+    for path, layer in found:
+        try:
+            targets.append((path, layer.output))
+        except (AttributeError, ValueError) as error:
+            raise ValueError(
+                _SUBCLASSED_HELP.format(name=repr(model.name))
+            ) from error
+    output = _model_output(model)
+    if layers is None and output is not None and targets[-1][1] is not output:
+        if OUTPUT in names:
+            raise ValueError(
+                f"Model {model.name!r} has a layer named {OUTPUT!r} and an "
+                "output of another layer; pass `layers` explicitly."
+            )
+        targets.append((OUTPUT, output))
+    return targets
 
 
 def layer_names(model, layers=None):
-    """The names of the layers that `similarity_matrix` compares."""
+    """The names of the layers that `similarity_matrix` compares (nested
+    layers by path, the model's output as `"output"`)."""
     if callable(model) and not isinstance(model, keras.Model):
         raise TypeError(
             "For a callable, the layer names are the keys it returns."
         )
-    return [layer.name for layer in resolve_layers(model, layers)]
+    return [name for name, _ in resolve_layers(model, layers)]
 
 
 # Probe data is read into host memory once; an iterable yielding more
@@ -224,6 +239,36 @@ def _reduce(o, mode):
     return spatial.reduce_spatial(ops.cast(o, "float32"), mode)
 
 
+def _float(o):
+    return ops.cast(o, "float32")
+
+
+def _masked(o, mask, mode):
+    """`o` reduced with `mask` where its positions match the mask's."""
+    if mask is not None and tuple(o.shape[:-1]) == mask.shape:
+        return spatial.reduce_spatial(o, mode, mask)
+    return spatial.reduce_spatial(o, mode)
+
+
+def probe_mask(x, mask, argument="mask"):
+    """The padding mask of the probe inputs `x`, a NumPy bool array or None:
+    `mask` itself when given, else `x["padding_mask"]` when `x` is a dict
+    holding one (keras-hub's text models)."""
+    if mask is None:
+        if not isinstance(x, dict) or "padding_mask" not in x:
+            return None
+        mask = x["padding_mask"]
+    mask = _host(mask)
+    n = int(keras.tree.flatten(x)[0].shape[0])
+    if mask.ndim < 2 or mask.shape[0] != n:
+        raise ValueError(
+            f"Argument `{argument}` must have shape (examples, positions...) "
+            f"with the {n} examples of the probe data. Received shape "
+            f"{mask.shape}"
+        )
+    return mask.astype(bool)
+
+
 class ActivationCapture:
     """Captures chosen layers' activations with one forward pass per batch.
 
@@ -236,6 +281,11 @@ class ActivationCapture:
             `reduce_spatial` (`"pool"`, `"positions"`, `"flatten"`).
         batch_size: Examples per forward pass, an integer >= 1.
         argument: The name of `layers` in the caller's error messages.
+        mask: Padding mask of the probe data, `(examples, positions...)`,
+            True at real positions; by default the `"padding_mask"` entry of
+            dict inputs (keras-hub). Activations whose positions have the
+            mask's shape are reduced without their padded positions (see
+            `reduce_spatial`).
     """
 
     def __init__(
@@ -245,6 +295,7 @@ class ActivationCapture:
         spatial_mode="pool",
         batch_size=256,
         argument="layers",
+        mask=None,
     ):
         self.spatial_mode = _validation.check_choice(
             "spatial_mode", spatial_mode, spatial.MODES
@@ -252,32 +303,31 @@ class ActivationCapture:
         self.batch_size = _validation.check_int(
             "batch_size", batch_size, minimum=1
         )
+        self.mask = mask
+        self._masked_run = None
         if isinstance(model, keras.Model):
-            self.layers = resolve_layers(model, layers, argument)
-            self.names = [layer.name for layer in self.layers]
-            try:
-                inputs = model.inputs
-                outputs = [layer.output for layer in self.layers]
-                if inputs is None:
-                    raise ValueError("no inputs")
-                if isinstance(inputs, (list, tuple)) and len(inputs) == 1:
-                    inputs = inputs[0]
-            except (AttributeError, ValueError) as error:
-                raise ValueError(
-                    _SUBCLASSED_HELP.format(name=repr(model.name))
-                ) from error
-            key = (tuple(id(layer) for layer in self.layers), spatial_mode)
+            if not getattr(model, "inputs", None):
+                raise ValueError(_SUBCLASSED_HELP.format(name=repr(model.name)))
+            targets = resolve_layers(model, layers, argument)
+            self.names = [name for name, _ in targets]
+            inputs = model.inputs
+            if isinstance(inputs, (list, tuple)) and len(inputs) == 1:
+                inputs = inputs[0]
+            key = (tuple(self.names), spatial_mode)
             cached = _PROBES.setdefault(model, {}).get(key)
             if cached is None:
-                probe = keras.Model(inputs, outputs)
+                probe = keras.Model(inputs, [t for _, t in targets])
                 cached = (probe,) + _inference.inference_function(
                     probe, functools.partial(_reduce, mode=spatial_mode)
                 )
                 _PROBES[model][key] = cached
             self._probe, self._run, self._compiled = cached
+            # Masked reductions run after the forward pass, on raw outputs.
+            self._raw_run = _inference.inference_function(self._probe, _float)[
+                0
+            ]
             self._fn = None
         elif callable(model):
-            self.layers = None
             self.names = None
             self._probe = None
             self._compiled = False
@@ -288,9 +338,9 @@ class ActivationCapture:
                 f"returning a dict of activations. Received: {model!r}"
             )
 
-    def _forward(self, batch):
+    def _forward(self, batch, masked=False):
         if self._fn is None:
-            return self._run(batch)
+            return self._raw_run(batch) if masked else self._run(batch)
         out = self._fn(batch)
         if not isinstance(out, dict):
             raise TypeError(
@@ -299,18 +349,26 @@ class ActivationCapture:
             )
         if self.names is None:
             self.names = [str(k) for k in out]
+        if masked:
+            return [_float(out[k]) for k in out]
         return [_reduce(out[k], self.spatial_mode) for k in out]
 
     def __call__(self, data):
         """Returns a list of 2-D float32 tensors, one per layer."""
         chunks = None
-        batches = _batches(probe_inputs(data), self.batch_size, self._compiled)
-        for batch, rows in batches:
-            outs = self._forward(batch)
+        x = probe_inputs(data)
+        mask = probe_mask(x, self.mask)
+        data = x if mask is None else (x, mask)
+        for batch, rows in _batches(data, self.batch_size, self._compiled):
+            batch, part = (batch, None) if mask is None else batch
+            outs = self._forward(batch, masked=part is not None)
             padded = int(keras.tree.flatten(batch)[0].shape[0])
             if rows < padded:  # drop the padding (positions mode: each
                 # example gives the same number of rows)
                 outs = [o[: int(o.shape[0]) // padded * rows] for o in outs]
+            if part is not None:
+                part = _host(part)[:rows]
+                outs = [_masked(o, part, self.spatial_mode) for o in outs]
             if chunks is None:
                 chunks = [[] for _ in outs]
             for store, o in zip(chunks, outs):

@@ -237,6 +237,7 @@ def similarity_matrix(
     batch_size=256,
     return_layers=False,
     verbose=False,
+    mask=None,
     **options,
 ):
     """Layer x layer similarity of two models on the same data.
@@ -256,8 +257,10 @@ def similarity_matrix(
             tuple whose `x` is used, or a finite iterable of batches such
             as a `tf.data.Dataset`, read once so that both models see the
             same examples in the same order).
-        layers_a: Names or Layer objects of `model_a` (default: every layer
-            with weights).
+        layers_a: Names, nested paths (`"gpt2_backbone/
+            transformer_layer_0"`) or Layer objects of `model_a` (default:
+            every layer with weights; for a keras-hub task, the backbone's
+            blocks and the output).
         layers_b: The same for `model_b`.
         metric: One of `METRICS`; `"svcca"` (Gotmare et al.) by default.
         spatial_mode: `"pool"`, `"positions"` or `"flatten"`; see
@@ -265,6 +268,9 @@ def similarity_matrix(
         batch_size: Examples per forward pass.
         return_layers: Also return the row and column layer names.
         verbose: Show a progress bar.
+        mask: Padding mask of `data`, `(examples, positions)`, True at real
+            tokens; by default the `"padding_mask"` of dict inputs. Padded
+            positions are left out (see `reduce_spatial`).
         **options: As `pairwise_matrix`.
 
     Returns:
@@ -285,15 +291,26 @@ def similarity_matrix(
     check_metric(metric)
     _validation.check_int("batch_size", batch_size, minimum=1)
     data = capture_lib.probe_inputs(data)  # a dataset is read once here
+    mask = capture_lib.probe_mask(data, mask)
     cap_a = capture_lib.ActivationCapture(
-        model_a, layers_a, spatial_mode, batch_size, argument="layers_a"
+        model_a,
+        layers_a,
+        spatial_mode,
+        batch_size,
+        argument="layers_a",
+        mask=mask,
     )
     acts_a = cap_a(data)
     if model_b is model_a and layers_b is None and layers_a is None:
         cap_b, acts_b = cap_a, None
     else:
         cap_b = capture_lib.ActivationCapture(
-            model_b, layers_b, spatial_mode, batch_size, argument="layers_b"
+            model_b,
+            layers_b,
+            spatial_mode,
+            batch_size,
+            argument="layers_b",
+            mask=mask,
         )
         acts_b = cap_b(data)
     labels = (

@@ -18,9 +18,14 @@ from keras_heuristics import _validation
 MODES = ("pool", "positions", "flatten")
 
 
-def reduce_spatial(x, mode="pool"):
+def reduce_spatial(x, mode="pool", mask=None):
     """Reshapes `(n, ..., c)` activations into an `(examples, features)`
-    matrix.
+    matrix, leaving out padded positions.
+
+    With a `mask` of shape `(n, ...)` (True at real positions, as keras-hub's
+    `padding_mask`), `"pool"` averages over the real positions only,
+    `"positions"` keeps only their rows, and `"flatten"` sets the padded
+    positions to zero.
 
     Args:
         x: Activations of shape `(n, c)`, `(n, t, c)` or `(n, h, w, c)`
@@ -28,14 +33,15 @@ def reduce_spatial(x, mode="pool"):
         mode: `"pool"` (average over positions, `(n, c)`), `"positions"`
             (positions as examples, `(n * h * w, c)`) or `"flatten"`
             (`(n, h * w * c)`, for CKA).
+        mask: None, or a concrete boolean array of shape `x.shape[:-1]`.
 
     Returns:
         A 2-D backend tensor; 2-D inputs are returned unchanged.
 
     Raises:
         TypeError: if `x` is not an array or tensor of numbers.
-        ValueError: if `x` has fewer than 2 dimensions or `mode` is not one
-            of the above.
+        ValueError: if `x` has fewer than 2 dimensions, `mode` is not one
+            of the above, or `mask` does not have the shape `x.shape[:-1]`.
 
     Example:
 
@@ -57,8 +63,24 @@ def reduce_spatial(x, mode="pool"):
     if len(shape) == 2:
         return x
     spatial = tuple(range(1, len(shape) - 1))
+    if mask is not None:
+        mask = np.asarray(ops.convert_to_numpy(mask)).astype(bool)
+        if mask.shape != shape[:-1]:
+            raise ValueError(
+                "Argument `mask` must have the shape of `x` without its last "
+                f"axis, {shape[:-1]}. Received: mask.shape={mask.shape}"
+            )
     if mode == "pool":
-        return ops.mean(x, axis=spatial)
+        if mask is None:
+            return ops.mean(x, axis=spatial)
+        weights = ops.convert_to_tensor(mask[..., None], dtype=x.dtype)
+        count = ops.maximum(ops.sum(weights, axis=spatial), 1.0)
+        return ops.sum(x * weights, axis=spatial) / count
     if mode == "positions":
-        return ops.reshape(x, (-1, shape[-1]))
+        rows = ops.reshape(x, (-1, shape[-1]))
+        if mask is None:
+            return rows
+        return ops.take(rows, np.flatnonzero(mask.reshape(-1)), axis=0)
+    if mask is not None:
+        x = x * ops.convert_to_tensor(mask[..., None], dtype=x.dtype)
     return ops.reshape(x, (shape[0], math.prod(shape[1:])))

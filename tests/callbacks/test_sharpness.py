@@ -282,3 +282,108 @@ def test_operator_with_non_finite_products(method):
         top_eigenvalue(lambda v: v * np.nan, np.ones(3, "float32"), method)
     with pytest.raises(ValueError, match="initial_vector"):
         top_eigenvalue(lambda v: v, np.full(3, np.inf, "float32"), method)
+
+
+def _attention_model(rng, length=4, width=3):
+    x = rng.normal(size=(8, length, width)).astype("float32")
+    y = rng.normal(size=(8, 1)).astype("float32")
+    inputs = keras.Input((length, width))
+    h = keras.layers.MultiHeadAttention(num_heads=1, key_dim=2)(inputs, inputs)
+    h = keras.layers.GlobalAveragePooling1D()(h)
+    model = keras.Model(inputs, keras.layers.Dense(1)(h))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    return model, x, y
+
+
+def _exact_attention_hessian(weights, x, y):
+    """The Hessian of the same one-head self-attention model, written in
+    jax.numpy and differentiated by `jax.hessian`."""
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    shapes = [w.shape for w in weights]
+    sizes = [w.size for w in weights]
+
+    def loss(flat):
+        parts = jnp.split(flat, np.cumsum(sizes)[:-1])
+        wq, bq, wk, bk, wv, bv, wo, bo, k, b = (
+            p.reshape(s) for p, s in zip(parts, shapes)
+        )
+        q = jnp.einsum("btd,dhk->bthk", x, wq) + bq
+        kk = jnp.einsum("btd,dhk->bthk", x, wk) + bk
+        v = jnp.einsum("btd,dhk->bthk", x, wv) + bv
+        scores = jnp.einsum("bshk,bthk->bhst", q / np.sqrt(2.0), kk)
+        attention = jax.nn.softmax(scores, axis=-1)
+        h = jnp.einsum("bhst,bthk->bshk", attention, v)
+        h = jnp.einsum("bshk,hkd->bsd", h, wo) + bo
+        out = h.mean(axis=1) @ k + b
+        return jnp.mean((out - y) ** 2)
+
+    flat = jnp.concatenate([jnp.ravel(w) for w in weights])
+    return np.asarray(jax.hessian(loss)(flat), "float64")
+
+
+def test_sharpness_of_an_attention_model(rng):
+    # PyTorch's fused attention has no double backward: the product runs
+    # on the math kernel.
+    model, x, y = _attention_model(rng)
+    expected = np.linalg.eigvalsh(
+        _exact_attention_hessian(model.get_weights(), x, y)
+    )[-1]
+    callback = Sharpness((x, y), num_iterations=40)
+    callback.set_model(model)
+    callback.on_train_begin()
+    assert callback.history["sharpness"][0] == pytest.approx(expected, rel=2e-3)
+
+
+def test_sharpness_of_an_embedding_model_with_dict_inputs(rng):
+    # TensorFlow's Embedding gradient is an IndexedSlices; dict inputs as
+    # keras-hub passes them.
+    ids = rng.integers(0, 6, size=(8, 3))
+    x = {"token_ids": ids}
+    y = rng.normal(size=(8, 1)).astype("float32")
+    inputs = {"token_ids": keras.Input((3,), dtype="int32", name="token_ids")}
+    h = keras.layers.Embedding(6, 2)(inputs["token_ids"])
+    h = keras.layers.Flatten()(h)
+    model = keras.Model(inputs, keras.layers.Dense(1, use_bias=False)(h))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    # The loss is quadratic in the Dense kernel for a fixed embedding, and
+    # the exact Hessian is computed from one-hot inputs in NumPy.
+    table, kernel = (np.asarray(w, "float64") for w in model.get_weights())
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    one_hot = np.eye(6)[ids]
+
+    def loss(flat):
+        e = flat[:12].reshape(6, 2)
+        k = flat[12:].reshape(6, 1)
+        h = jnp.einsum("btv,vd->btd", one_hot, e).reshape(8, 6)
+        return jnp.mean((h @ k - y) ** 2)
+
+    flat = jnp.concatenate([jnp.ravel(table), jnp.ravel(kernel)])
+    expected = np.linalg.eigvalsh(np.asarray(jax.hessian(loss)(flat)))[-1]
+    callback = Sharpness((x, y), num_iterations=18)
+    callback.set_model(model)
+    callback.on_train_begin()
+    assert callback.history["sharpness"][0] == pytest.approx(expected, rel=2e-3)
+
+
+def test_dropout_masks_are_fixed_between_evaluations(rng):
+    x = rng.normal(size=(16, 3)).astype("float32")
+    y = rng.normal(size=(16, 1)).astype("float32")
+    model = keras.Sequential(
+        [
+            keras.Input((3,)),
+            keras.layers.Dense(8, activation="tanh"),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    callback = Sharpness((x, y), num_iterations=12)
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.measure(1)
+    callback.measure(2)
+    values = callback.history["sharpness"]
+    assert values[1] == pytest.approx(values[0], rel=1e-6)
+    assert values[2] == pytest.approx(values[0], rel=1e-6)

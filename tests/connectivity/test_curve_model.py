@@ -249,3 +249,29 @@ def test_missing_bn_data_warns():
     model = CurveModel(a, b)
     with pytest.warns(KerasHeuristicsWarning, match="bn_data"):
         model.model_at(0.5)
+
+
+def test_jit_decision_follows_the_template():
+    # Keras compiles a model with a RandomCrop (supports_jit=False) op by
+    # op; the curve hides the template from Keras' check, so it passes on
+    # the template's verdict.
+    def make():
+        return keras.Sequential(
+            [
+                keras.Input((6, 6, 1)),
+                keras.layers.RandomCrop(4, 4),
+                keras.layers.Flatten(),
+                keras.layers.Dense(3),
+            ]
+        )
+
+    a, b = make(), make()
+    a.compile(optimizer="sgd", loss="mse")
+    curve = CurveModel(a, b)
+    curve.compile(optimizer="sgd", loss="mse")
+    assert curve.jit_compile == a.jit_compile
+    plain = _models.softmax_regression(1)
+    plain.compile(optimizer="sgd", loss="mse")
+    curve = CurveModel(plain, _models.softmax_regression(2))
+    curve.compile(optimizer="sgd", loss="mse")
+    assert curve.jit_compile == plain.jit_compile

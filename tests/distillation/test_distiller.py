@@ -332,7 +332,7 @@ class TestErrors:
             distiller.compile(optimizer="sgd")
 
     def test_bad_hints(self):
-        with pytest.raises(ValueError, match="no layer named"):
+        with pytest.raises(ValueError, match="student.*names a layer .nope."):
             Distiller(*_models(), hints=[("hidden", "nope")])
         with pytest.raises(TypeError, match="hints"):
             Distiller(*_models(), hints="hidden")

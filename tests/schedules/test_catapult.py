@@ -125,3 +125,20 @@ def test_bad_arguments():
     uncompiled = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     with pytest.raises(ValueError, match="compiled"):
         find_initial_learning_rate(uncompiled, data, 1.0)
+
+
+def test_dict_inputs_and_targets():
+    # The quadratic of the first test with its input and target in dicts
+    # (keras-hub's form): the same critical rate 2 / 8.
+    n = len(LAMBDAS)
+    scale = np.sqrt(n * LAMBDAS / 2.0)
+    x = {"features": np.diag(scale).astype("float32")}
+    y = {"out": (scale * np.array([10.0, 0.0, 0.0, 0.0]))[:, None]}
+    inputs = {"features": keras.Input((n,), name="features")}
+    dense = keras.layers.Dense(
+        1, use_bias=False, kernel_initializer="zeros", name="out"
+    )
+    model = keras.Model(inputs, {"out": dense(inputs["features"])})
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss={"out": "mse"})
+    rate = find_initial_learning_rate(model, (x, y), target_learning_rate=10.0)
+    assert 2.0 / 8.0 <= rate <= 1.1 * 2.0 / 8.0 * (1 + 1e-6)
