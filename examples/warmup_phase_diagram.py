@@ -90,11 +90,11 @@ def configurations(preset="cpu", quick=False):
     if quick:
         return dict(
             batch_size=128,
-            steps=512,
-            warmups=[0, 256],
+            steps=384,
+            warmups=[0, 192],
             sgd_rates=[2.0, 16.0, 128.0],
             adam_rates=[64.0, 1024.0, 16384.0],
-            catapult_warmup=256,
+            catapult_warmup=192,
             optimizers=list(OPTIMIZERS),
             sharpness_examples=512,
             regime_rate=2.0,
@@ -752,7 +752,7 @@ def run(
     Args:
         logdir: Output folder: cells' results and TensorBoard logs,
             `results.json`, `phase_diagram.png` and `warmup_regimes.png`.
-        quick: A few-minute run (3 rates, 2 warmups, 512 steps, 2 seeds).
+        quick: A few-minute run (3 rates, 2 warmups, 384 steps, 2 seeds).
         preset: `"cpu"` (MNIST-1D scale) or `"paper"` (CIFAR settings).
         dataset: One of `examples.data.DATASETS`; ignored with `data`.
         model: A family of `examples.models.MODELS` (default `fcn`; the
