@@ -31,6 +31,50 @@ def check_choice(argument, value, choices):
     return value
 
 
+def check_param_lists(params, keys):
+    """Each `params[key]` must be a non-empty list (a grid)."""
+    for key in keys:
+        value = params[key]
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ValueError(
+                f"Parameter `{key}` must be a non-empty list. Received: "
+                f"{key}={value!r}"
+            )
+
+
+def check_param_positive(params, keys):
+    """Each `params[key]` (a number or a list of them) must be finite > 0."""
+    for key in keys:
+        value = params[key]
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float, np.integer, np.floating))
+                or not np.isfinite(v)
+                or v <= 0
+            ):
+                raise ValueError(
+                    f"Parameter `{key}` must hold finite numbers > 0. "
+                    f"Received: {key}={value!r}"
+                )
+
+
+def check_param_integers(params, keys, minimum=1):
+    """Each `params[key]` (an integer or a list of them) must be >= minimum."""
+    for key in keys:
+        value = params[key]
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, np.integer))
+                or v < minimum
+            ):
+                raise ValueError(
+                    f"Parameter `{key}` must hold integers >= {minimum}. "
+                    f"Received: {key}={value!r}"
+                )
+
+
 def check_seeds(seeds):
     if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)):
         raise TypeError(

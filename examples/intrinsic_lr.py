@@ -101,48 +101,18 @@ def configurations(preset="cpu", quick=False):
 
 def check_params(params):
     """Refuses an empty grid or non-positive rates before any training."""
-    for key in ("products", "rates"):
-        value = params[key]
-        if not isinstance(value, (list, tuple)) or not value:
-            raise ValueError(
-                f"Parameter `{key}` must be a non-empty list. Received: "
-                f"{key}={value!r}"
-            )
-    for key, values in (
-        ("products", params["products"]),
-        ("rates", params["rates"]),
-        ("switch_factor", [params["switch_factor"]]),
-        ("first_units", [params["first_units"]]),
-        ("time_units", [params["time_units"]]),
-    ):
-        for v in values:
-            if not (
-                isinstance(v, (int, float))
-                and not isinstance(v, bool)
-                and math.isfinite(v)
-                and v > 0
-            ):
-                raise ValueError(
-                    f"Parameter `{key}` must hold numbers > 0. Received: "
-                    f"{key}={params[key]!r}"
-                )
+    common.check_param_lists(params, ("products", "rates"))
+    common.check_param_positive(
+        params,
+        ("products", "rates", "switch_factor", "first_units", "time_units"),
+    )
     momentum = params["momentum"]
     if not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
         raise ValueError(
             f"Parameter `momentum` must be in [0, 1). Received: {momentum!r}"
         )
-    for key in ("batch_size", "every_n_steps", "min_first_steps"):
-        value = params[key]
-        minimum = 0 if key == "min_first_steps" else 1
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int)
-            or value < minimum
-        ):
-            raise ValueError(
-                f"Parameter `{key}` must be an integer >= {minimum}. "
-                f"Received: {key}={value!r}"
-            )
+    common.check_param_integers(params, ("batch_size", "every_n_steps"))
+    common.check_param_integers(params, ("min_first_steps",), minimum=0)
     return params
 
 

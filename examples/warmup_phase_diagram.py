@@ -118,41 +118,20 @@ def configurations(preset="cpu", quick=False):
 
 def check_params(params):
     """Refuses an empty or non-positive grid before any training."""
-    for key in ("sgd_rates", "adam_rates", "warmups", "optimizers"):
-        value = params[key]
-        if not isinstance(value, (list, tuple)) or not value:
-            raise ValueError(
-                f"Parameter `{key}` must be a non-empty list. Received: "
-                f"{key}={value!r}"
-            )
-    for key in ("sgd_rates", "adam_rates"):
-        for rate in params[key]:
-            if not (
-                isinstance(rate, (int, float))
-                and not isinstance(rate, bool)
-                and math.isfinite(rate)
-                and rate > 0
-            ):
-                raise ValueError(
-                    f"Parameter `{key}` must hold rates > 0 (in units of "
-                    f"1 / initial sharpness). Received: {key}={params[key]!r}"
-                )
-    for steps in params["warmups"] + [params["catapult_warmup"]]:
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            raise ValueError(
-                "Warmup lengths must be integers >= 0 (steps). Received: "
-                f"warmups={params['warmups']!r}, catapult_warmup="
-                f"{params['catapult_warmup']!r}"
-            )
+    common.check_param_lists(
+        params, ("sgd_rates", "adam_rates", "warmups", "optimizers")
+    )
+    common.check_param_positive(
+        params, ("sgd_rates", "adam_rates", "regime_rate")
+    )
+    common.check_param_integers(
+        params, ("warmups", "catapult_warmup", "regime_warmup"), minimum=0
+    )
+    common.check_param_integers(
+        params, ("batch_size", "steps", "sharpness_examples", "regime_every")
+    )
     for name in params["optimizers"]:
         common.check_choice("optimizers", name, OPTIMIZERS)
-    for key in ("batch_size", "steps", "sharpness_examples", "regime_every"):
-        value = params[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(
-                f"Parameter `{key}` must be an integer >= 1. Received: "
-                f"{key}={value!r}"
-            )
     return params
 
 

@@ -242,7 +242,8 @@ def test_steps_to_equilibrium_of_an_exponential_relaxation():
         (intrinsic_lr, {"params": {"momentum": 1.0}}, "momentum"),
         (warmup_phase_diagram, {"params": {"sgd_rates": []}}, "sgd_rates"),
         (warmup_phase_diagram, {"params": {"adam_rates": [0.0]}}, "adam_rates"),
-        (warmup_phase_diagram, {"params": {"warmups": [-1]}}, "Warmup"),
+        (warmup_phase_diagram, {"params": {"warmups": [-1]}}, "warmups"),
+        (warmup_phase_diagram, {"params": {"regime_rate": 0.0}}, "regime_rate"),
         (
             warmup_phase_diagram,
             {"params": {"optimizers": ["rmsprop"]}},
