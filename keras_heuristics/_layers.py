@@ -192,3 +192,69 @@ def supports_jit(model):
     return model.supports_jit and all(
         layer.supports_jit for _, layer in walk(model)
     )
+
+
+SUBCLASSED_HELP = (
+    "Activation capture needs a functional or Sequential Keras model built "
+    "on a known input shape; {name} is not (build Sequential models with "
+    "`keras.Input(shape)`). For a subclassed model, pass a callable "
+    "`fn(x_batch) -> {{layer_name: activations}}` instead of the model."
+)
+
+
+OUTPUT = "output"
+
+
+def _model_output(model):
+    outputs = getattr(model, "outputs", None) or []
+    return outputs[0] if len(outputs) == 1 else None
+
+
+def layer_outputs(model, layers=None, argument="layers"):
+    """`(name, tensor)` pairs: the graph tensors of the layers of `model`
+    named by `layers` (names, nested paths such as
+    `"gpt2_backbone/transformer_layer_0"`, or Layer objects; `None`: the
+    default layers of `default_layers`, and the model's output,
+    named `"output"`, when it is not the last of them). The errors name
+    `argument`."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"Expected a Keras model. Received: {type(model).__name__}"
+        )
+    if layers is None:
+        found = default_layers(model)
+        if not found:
+            raise ValueError(
+                f"Model {model.name!r} has no layer with weights; pass "
+                f"`{argument}` explicitly."
+            )
+    else:
+        if isinstance(layers, (str, keras.layers.Layer)):
+            layers = [layers]
+        found = [find_layer(model, item, argument) for item in layers]
+        if not found:
+            raise ValueError(f"Argument `{argument}` must not be empty.")
+    names = [path for path, _ in found]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(
+            f"Argument `{argument}` names the same layer more than once (its "
+            f"results would share one name): {repeated}"
+        )
+    targets = []
+    for path, layer in found:
+        try:
+            targets.append((path, layer.output))
+        except (AttributeError, ValueError) as error:
+            raise ValueError(
+                SUBCLASSED_HELP.format(name=repr(model.name))
+            ) from error
+    output = _model_output(model)
+    if layers is None and output is not None and targets[-1][1] is not output:
+        if OUTPUT in names:
+            raise ValueError(
+                f"Model {model.name!r} has a layer named {OUTPUT!r} and an "
+                "output of another layer; pass `layers` explicitly."
+            )
+        targets.append((OUTPUT, output))
+    return targets

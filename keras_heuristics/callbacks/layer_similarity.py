@@ -234,7 +234,7 @@ class LayerSimilarity(keras.callbacks.Callback):
         )
 
     def _compare(self, a, b):
-        return matrix_lib.cells(self.metric, a, b, self._gram_space)
+        return matrix_lib.cells(self.metric, a, b)
 
     def _iterations(self):
         """The optimizer step (0 without an optimizer)."""

@@ -47,13 +47,17 @@ def finite_and_scaled(names, xs, rescale=True):
     factors = []
     for name, peak in zip(names, _backend.peaks(xs)):
         if not math.isfinite(peak):
-            raise ValueError(
-                f"Argument `{name}` holds NaN or infinite values; similarity "
-                "is undefined for them. Check the activations (a diverged "
-                "model?)."
-            )
+            raise not_finite(name)
         factors.append(scale_factor(peak) if rescale else 1.0)
     return [scaled(x, f) for x, f in zip(xs, factors)], factors
+
+
+def not_finite(name):
+    """The error for a matrix `name` holding NaN or inf."""
+    return ValueError(
+        f"Argument `{name}` holds NaN or infinite values; similarity is "
+        "undefined for them. Check the activations (a diverged model?)."
+    )
 
 
 def as_matrix(name, x, min_examples=MIN_EXAMPLES):

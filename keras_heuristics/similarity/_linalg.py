@@ -1,26 +1,20 @@
 """The numerical kernels of the similarity metrics: pure functions of tensors.
 
-Every CCA-type metric starts from one whitening, `whiten`: a basis of the
-centred activations whose first `k` columns are orthonormal and whose
-others are zero, at the full width `d` whatever `k` is, so that each shape
-compiles once. A basis is the tuple `(t, w, f, k, live)`:
-
-- `t @ w` (`n x d`) is the orthonormal basis `Q` (`t` float32, `w` in the
-  wide float); `f = Qᵀ X̄` (`d x d`) gives the activations back in it,
-  `X̄ = Q f` (used by PWCCA's projection weights);
-- `k` is the number of directions and `live` the number of neurons that
-  are not constant.
+Every CCA-type metric starts from one whitening, `whiten`: a basis
+`(t, w, f, k, live)` of the centred activations at the full width `d`
+(so that each shape compiles once): `Q = t @ w` (`n x d`) has `k`
+orthonormal columns and zeros beyond, `f = Qᵀ X̄` gives the activations
+back (`X̄ = Q f`, for PWCCA's weights), and `live` counts the neurons that
+are not constant.
 
 **Whitening.** Centre, mask constant neurons, scale the columns (CCA and
 PWCCA to unit norm; SVCCA keeps the variances that choose its directions),
 and take the eigendecomposition `C = V Λ Vᵀ` of the `d x d` Gram. Keep the
 directions with `λ > RANK_TOL² λ_1` and, for SVCCA, the fewest holding
 `keep` of the variance. If the kept `λ_1 / λ_k <= GRAM_MAX_CONDITION`,
-`W = D⁻¹ V_k Λ_k^{-1/2}`. Beyond, the float32 Gram has lost the small
-directions, so `Z = X̄ D⁻¹ V_k` is orthonormalised by a Householder QR
-(error independent of the conditioning) and the rank guard is applied to
-the singular values of `R`. QR for every input would be simpler but costs
-three times the Gram route on a CPU (`benchmarks/RESULTS.md`).
+`W = D⁻¹ V_k Λ_k^{-1/2}`; beyond, where the float32 Gram has lost the
+small directions, `X̄ D⁻¹ V_k` is orthonormalised by a Householder QR and
+the rank guard applied to the singular values of `R`.
 
 The canonical correlations of two bases are the singular values of
 `Q_aᵀ Q_b = W_aᵀ (T_aᵀ T_b) W_b` (Björck and Golub 1973).
@@ -148,12 +142,12 @@ def cross(a, b):
 
 
 def singular_values(m):
-    """Singular values of a small matrix, descending: with a float64 wide
-    float, the square roots of the eigenvalues of `MᵀM` (three times
-    cheaper than an SVD on a CPU, exact to about 1e-8); otherwise an SVD."""
+    """Singular values of a small matrix, descending: the square roots of
+    the eigenvalues of `MᵀM` in float64 (a third of an SVD's cost on a
+    CPU), an SVD where the wide float is float32, whose squares would lose
+    the correlations below about 3e-4."""
     if wide() != "float64":
         return ops.svd(m, full_matrices=False, compute_uv=False)
-    m = ops.cast(m, "float64")
     if m.shape[0] < m.shape[1]:
         m = ops.transpose(m)
     lam = _backend.eigvalsh(mm(ops.transpose(m), m))

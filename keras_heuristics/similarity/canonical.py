@@ -141,13 +141,10 @@ def pwcca(x, y):
     the left singular vectors of `Σxx^{-1/2} Σxy Σyy^{-1/2}`, as in the
     authors' code (`google/svcca`, `pwcca.compute_pwcca`).
 
-    The reference adds the neuron means back to the directions and weighs
-    uncentred activations, so on activations with non-zero means (ReLU
-    layers) its value depends on the sign its SVD gives each singular
-    vector, a convention of the LAPACK build. Computed from the centred
-    activations, as here, the value does not depend on those signs and
-    every backend gives the same number; it equals the reference's on
-    zero-mean activations.
+    The reference weighs uncentred activations, so on non-zero means (ReLU
+    layers) its value depends on the signs its SVD gives the singular
+    vectors; from centred activations, as here, it does not, and it equals
+    the reference's on zero-mean activations.
 
     Args:
         x: Activations, shape `(n, d1)`.

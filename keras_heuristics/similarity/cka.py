@@ -23,6 +23,7 @@ References:
 import functools
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_heuristics import _validation
@@ -36,13 +37,11 @@ def ratio(num, den_x, den_y):
     return ops.cast(ops.where(den > 0, num / safe, 0.0), "float32")
 
 
-def debias(xty, rx, ry, sx, sy, n):
-    """Kornblith's feature-space debiasing helper."""
-    return (
-        xty
-        - n / (n - 2.0) * ops.sum(rx * ry)
-        + sx * sy / ((n - 1.0) * (n - 2.0))
-    )
+def debias(xty, rxy, sxy, n):
+    """Kornblith's feature-space debiasing: `xty` the squared cross
+    product, `rxy` the dot product of the squared row norms, `sxy` the
+    product of their totals."""
+    return xty - n / (n - 2.0) * rxy + sxy / ((n - 1.0) * (n - 2.0))
 
 
 def safe_scale(total):
@@ -51,28 +50,21 @@ def safe_scale(total):
 
 
 class FeatureStats:
-    """Per-representation statistics for feature-space linear CKA.
-
-    The centred activations are divided by `‖X̄‖_F` (CKA is scale-free):
-    squared Gram entries grow as the fourth power of the activations and
-    would leave float32's range. Constant neurons are masked.
-    """
+    """Per-representation statistics for feature-space linear CKA: the
+    centred activations, constant neurons zeroed, divided by `‖X̄‖_F` (CKA
+    is scale-free; squared Gram entries grow as the fourth power of the
+    activations and would leave float32's range)."""
 
     def __init__(self, x):
-        self.n = int(x.shape[0])
-        means = ops.mean(x, axis=0)
-        centred = x - means[None, :]
-        g = _linalg.gram(centred)
-        self.mask = _linalg.live_mask(ops.diagonal(g), means, self.n)
-        g = g * self.mask[:, None] * self.mask[None, :]
-        scale = safe_scale(ops.trace(g))
-        self.self_dot = ops.sum(ops.square(g / scale))
-        self.centred = centred / ops.cast(ops.sqrt(scale), "float32")
+        self.n, self.width = (int(v) for v in x.shape)
+        centred = _linalg.centre_live(x)
+        total = safe_scale(ops.sum(ops.square(centred)))
+        self.centred = centred / ops.sqrt(total)
+        self.self_dot = None  # ‖X̄ᵀX̄‖²_F, set by the first row holding it
 
     @functools.cached_property
     def row_sq(self):  # the debiased estimator's squared row norms
-        live = ops.cast(self.mask, "float32")[None, :]
-        rows = ops.sum(ops.square(self.centred) * live, axis=1)
+        rows = ops.sum(ops.square(self.centred), axis=1)
         return ops.cast(rows, _linalg.wide())
 
     @functools.cached_property
@@ -80,16 +72,63 @@ class FeatureStats:
         return ops.sum(self.row_sq)
 
 
-def linear_cka_from_stats(a, b, debiased=False):
-    cross = _linalg.gram(a.centred, b.centred)
-    xy = ops.sum(ops.square(cross * a.mask[:, None] * b.mask[None, :]))
+def cross_dots(a, bs):
+    """`‖X̄_aᵀ X̄_b‖²_F` for every `b` of `bs`, from one product of `a`'s
+    features with those of `bs` side by side (a pair: one `b`)."""
+    side = [b.centred for b in bs]
+    g = _linalg.gram(
+        a.centred, side[0] if len(bs) == 1 else ops.concatenate(side, axis=1)
+    )
+    ids = np.repeat(np.arange(len(bs)), [b.width for b in bs])
+    return ops.segment_sum(ops.sum(ops.square(g), axis=0), ids, len(bs))
+
+
+def linear_cka_row(a, bs, debiased=False):
+    """Linear CKA of `FeatureStats` `a` with each of `bs`, a float32
+    vector. The self-products are the diagonal cells: `a`'s is taken from
+    the row when `a` is among `bs`, so that a symmetric matrix filled from
+    its last row up computes each once."""
+    xy = cross_dots(a, bs)
+    for j, b in enumerate(bs):
+        if b is a and a.self_dot is None:
+            a.self_dot = xy[j]
+    for s in [a] + list(bs):
+        if s.self_dot is None:
+            s.self_dot = cross_dots(s, [s])[0]
+    xx = a.self_dot
+    yy = ops.stack([b.self_dot for b in bs])
     if not debiased:
-        return ratio(xy, a.self_dot, b.self_dot)
+        return ratio(xy, xx, yy)
+    rs = ops.stack([ops.sum(a.row_sq * b.row_sq) for b in bs])
+    ts = ops.stack([b.total_sq for b in bs])
     n = a.n
-    num = debias(xy, a.row_sq, b.row_sq, a.total_sq, b.total_sq, n)
-    dx = debias(a.self_dot, a.row_sq, a.row_sq, a.total_sq, a.total_sq, n)
-    dy = debias(b.self_dot, b.row_sq, b.row_sq, b.total_sq, b.total_sq, n)
+    num = debias(xy, rs, a.total_sq * ts, n)
+    dx = debias(xx, ops.sum(ops.square(a.row_sq)), a.total_sq**2, n)
+    dy = debias(
+        yy, ops.stack([ops.sum(ops.square(b.row_sq)) for b in bs]), ts**2, n
+    )
     return ratio(num, dx, dy)
+
+
+def use_gram_space(n, widths):
+    """Whether linear CKA works on `n x n` Gram matrices, the pair and the
+    matrix alike: when there are fewer examples than mean features."""
+    return n < sum(widths) / len(widths)
+
+
+def linear_summary(x, gram_space, debiased=False):
+    """What linear CKA keeps of one representation: its `FeatureStats`, or
+    its (U-)centred Gram matrix in Gram space."""
+    if gram_space:
+        return centre_gram(linear_gram(x), debiased)
+    return FeatureStats(x)
+
+
+def linear_row(a, bs, debiased=False):
+    """Linear CKA of summary `a` with each of `bs`, a float32 vector."""
+    if isinstance(a, FeatureStats):
+        return linear_cka_row(a, bs, debiased)
+    return ops.stack([cka_from_grams(a, b) for b in bs])
 
 
 def centre_gram(k, debiased=False):
@@ -157,14 +196,10 @@ def linear_cka(x, y, debiased=False):
         Revisited", ICML 2019.
     """
     x, y = _inputs.scaled_pair(x, y)[:2]
-    n = int(x.shape[0])
-    check_debiased(debiased, n)
-    if n * n < int(x.shape[1]) * int(y.shape[1]):
-        return cka_from_grams(
-            centre_gram(linear_gram(x), debiased),
-            centre_gram(linear_gram(y), debiased),
-        )
-    return linear_cka_from_stats(FeatureStats(x), FeatureStats(y), debiased)
+    check_debiased(debiased, int(x.shape[0]))
+    gram_space = use_gram_space(int(x.shape[0]), [x.shape[1], y.shape[1]])
+    a, b = (linear_summary(v, gram_space, debiased) for v in (x, y))
+    return linear_row(a, [b], debiased)[0]
 
 
 def rbf_gram(x, sigma=None, threshold=1.0):

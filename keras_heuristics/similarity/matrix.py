@@ -2,9 +2,9 @@
 
 A matrix of `A x B` cells does the expensive work once per representation
 (`summarise`: the whitened basis of CCA, SVCCA and PWCCA, the feature
-statistics or centred Gram matrix of CKA) and only the cross product of two
-summaries per cell (`cell`). The pair functions, the matrix and the
-`LayerSimilarity` callback use the same summaries and the same cells.
+statistics or centred Gram matrix of CKA) and only the cross products of
+summaries per cell, a row at a time (`row`). The pair functions, the matrix
+and the `LayerSimilarity` callback use the same summaries and cells.
 """
 
 import keras
@@ -21,14 +21,8 @@ from keras_heuristics.similarity.canonical import bases
 from keras_heuristics.similarity.canonical import check_keep
 from keras_heuristics.similarity.canonical import pwcca_of_bases
 
-METRICS = (
-    "svcca",
-    "cca",
-    "pwcca",
-    "linear_cka",
-    "debiased_linear_cka",
-    "rbf_cka",
-)
+METRICS = ("svcca", "cca", "pwcca", "linear_cka", "debiased_linear_cka")
+METRICS += ("rbf_cka",)
 OPTIONS = {"svcca": ("keep",), "rbf_cka": ("sigma", "threshold", "debiased")}
 
 
@@ -92,12 +86,12 @@ def check_acts(metric, argument, labels, acts, options=None):
 
 def use_gram_space(metric, acts):
     """Whether CKA works on `n x n` Gram matrices: always for RBF CKA, for
-    linear CKA when there are fewer examples than mean features."""
-    if metric == "rbf_cka":
-        return True
-    if metric not in ("linear_cka", "debiased_linear_cka"):
+    linear CKA by `cka.use_gram_space`, the pair functions' rule."""
+    if metric not in ("linear_cka", "debiased_linear_cka", "rbf_cka"):
         return False
-    return int(acts[0].shape[0]) < np.mean([int(a.shape[1]) for a in acts])
+    widths = [int(a.shape[1]) for a in acts]
+    n = int(acts[0].shape[0])
+    return metric == "rbf_cka" or cka_lib.use_gram_space(n, widths)
 
 
 def summarise(metric, x, gram_space=False, factor=1.0, **options):
@@ -111,21 +105,7 @@ def summarise(metric, x, gram_space=False, factor=1.0, **options):
         gram = cka_lib.rbf_gram(x, sigma, options.get("threshold", 1.0))
         return cka_lib.centre_gram(gram, options.get("debiased", False))
     debiased = metric == "debiased_linear_cka"
-    if gram_space:
-        return cka_lib.centre_gram(cka_lib.linear_gram(x), debiased)
-    return cka_lib.FeatureStats(x)
-
-
-def cell(metric, a, b, gram_space=False):
-    """Similarity of two summaries from `summarise`, a float32 scalar."""
-    if metric in ("svcca", "cca"):
-        return _linalg.compiled(_linalg.mean_correlation)(a, b)
-    if metric == "pwcca":
-        return pwcca_of_bases(a, b)
-    if metric == "rbf_cka" or gram_space:
-        return cka_lib.cka_from_grams(a, b)
-    debiased = metric == "debiased_linear_cka"
-    return cka_lib.linear_cka_from_stats(a, b, debiased=debiased)
+    return cka_lib.linear_summary(x, gram_space, debiased)
 
 
 class NotFinite:
@@ -137,36 +117,70 @@ class NotFinite:
         self.summary = summary
 
 
-def summarise_all(metric, acts, gram_space=False, labels=None, **options):
+def _unwrap(s):
+    return s.summary if isinstance(s, NotFinite) else s
+
+
+def row(metric, a, bs):
+    """Similarity of summary `a` with each of the summaries `bs`, a float32
+    tensor (NaN cells are the caller's). Linear CKA computes the row from
+    one product (`cka.linear_row`); the other metrics cell by cell."""
+    a, bs = _unwrap(a), [_unwrap(b) for b in bs]
+    if metric in ("linear_cka", "debiased_linear_cka"):
+        return cka_lib.linear_row(a, bs, metric == "debiased_linear_cka")
+    if metric in ("svcca", "cca"):
+        fn = _linalg.compiled(_linalg.mean_correlation)
+    elif metric == "pwcca":
+        fn = pwcca_of_bases
+    else:
+        fn = cka_lib.cka_from_grams
+    return ops.stack([ops.cast(fn(a, b), "float32") for b in bs])
+
+
+def summarise_all(metric, acts, gram_space, labels, arg="probe_data", **opts):
     """`summarise` of every matrix in `acts`, checked as `pairwise_matrix`
     checks them, except that NaN or inf gives a `NotFinite` summary (a
     callback measuring a diverging run records NaN and goes on)."""
-    labels = labels or [f"acts[{i}]" for i in range(len(acts))]
-    acts = check_acts(metric, "probe_data", labels, acts, options)
+    acts = check_acts(metric, arg, labels, acts, opts)
+    gram_space = (
+        use_gram_space(metric, acts) if gram_space is None else gram_space
+    )
     out = []
     for x, peak in zip(acts, _backend.peaks(acts)):
         finite = bool(np.isfinite(peak))
         factor = _inputs.scale_factor(peak) if finite else 1.0
         x = _inputs.scaled(x, factor) if finite else ops.zeros_like(x)
-        summary = summarise(metric, x, gram_space, factor, **options)
+        summary = summarise(metric, x, gram_space, factor, **opts)
         out.append(summary if finite else NotFinite(summary))
     return out
 
 
-def cells(metric, summaries_a, summaries_b, gram_space=False):
-    """`cell` of matching pairs of summaries, a float32 NumPy vector (NaN
-    where either is `NotFinite`), with one copy to the host."""
-    values = []
+def _nan_where_not_finite(values, a, bs):
+    bad = [isinstance(s, NotFinite) for s in bs]
+    values[np.array(bad, bool) | isinstance(a, NotFinite)] = np.nan
+    return values
+
+
+def cells(metric, summaries_a, summaries_b):
+    """The similarity of matching pairs of summaries, a float32 NumPy
+    vector (NaN where either is `NotFinite`); consecutive pairs sharing
+    their first summary form one `row`."""
+    groups = []
     for a, b in zip(summaries_a, summaries_b):
-        bad = isinstance(a, NotFinite) or isinstance(b, NotFinite)
-        a = a.summary if isinstance(a, NotFinite) else a
-        b = b.summary if isinstance(b, NotFinite) else b
-        value = cell(metric, a, b, gram_space)
-        values.append(ops.convert_to_tensor(np.nan) if bad else value)
-    if not values:
+        if groups and groups[-1][0] is a:
+            groups[-1][1].append(b)
+        else:
+            groups.append((a, [b]))
+    if not groups:
         return np.zeros((0,), "float32")
-    stacked = ops.stack([ops.cast(v, "float32") for v in values])
-    return np.asarray(ops.convert_to_numpy(stacked), dtype="float32")
+    rows = ops.concatenate([row(metric, a, bs) for a, bs in groups], axis=0)
+    values = np.array(ops.convert_to_numpy(rows), dtype="float32")
+    start = 0
+    for a, bs in groups:
+        part = values[start : start + len(bs)]
+        _nan_where_not_finite(part, a, bs)
+        start += len(bs)
+    return values
 
 
 def pairwise_matrix(
@@ -200,29 +214,31 @@ def _matrix(metric, acts_a, acts_b, verbose, options, labels, arg):
     same = acts_b is None
     both = list(acts_a) + ([] if same else list(acts_b))
     names = labels[0] + ([] if same else labels[1])
-    both = check_acts(metric, arg, names, both, options)
-    both, factors = _inputs.finite_and_scaled(names, both)
-    gram_space = use_gram_space(metric, both)
-    summaries = [
-        summarise(metric, x, gram_space, f, **options)
-        for x, f in zip(both, factors)
-    ]
+    summaries = summarise_all(metric, both, None, names, arg, **options)
+    for name, summary in zip(names, summaries):
+        if isinstance(summary, NotFinite):
+            raise _inputs.not_finite(name)
     rows = summaries[: len(acts_a)]
     cols = rows if same else summaries[len(acts_a) :]
     symmetric = same and metric != "pwcca"
     out = np.zeros((len(rows), len(cols)), dtype="float32")
     bar = keras.utils.Progbar(len(rows), unit_name="row") if verbose else None
-    for i, a in enumerate(rows):
-        for j, b in enumerate(cols):
-            if symmetric and j < i:
-                out[i, j] = out[j, i]
-            elif symmetric and j == i and metric in ("svcca", "cca"):
-                out[i, i] = float(int(ops.convert_to_numpy(a[3])) > 0)
-            else:
-                value = cell(metric, a, b, gram_space)
-                out[i, j] = float(ops.convert_to_numpy(value))
+    # a symmetric matrix is filled from its last row up, each row from its
+    # diagonal on (linear CKA then computes each self-product once); the
+    # CCA of a basis with itself is 1 (0 without directions)
+    order = range(len(rows))
+    for done, i in enumerate(reversed(order) if symmetric else order):
+        start = i if symmetric else 0
+        if symmetric and metric in ("svcca", "cca"):
+            start = i + 1
+            out[i, i] = float(int(ops.convert_to_numpy(rows[i][3])) > 0)
+        if start < len(cols):
+            tail = cols[start:]
+            out[i, start:] = cells(metric, [rows[i]] * len(tail), tail)
+        if symmetric:
+            out[i:, i] = out[i, i:]
         if bar is not None:
-            bar.update(i + 1)
+            bar.update(done + 1)
     return out
 
 
@@ -292,32 +308,26 @@ def similarity_matrix(
     _validation.check_int("batch_size", batch_size, minimum=1)
     data = capture_lib.probe_inputs(data)  # a dataset is read once here
     mask = capture_lib.probe_mask(data, mask)
-    cap_a = capture_lib.ActivationCapture(
-        model_a,
-        layers_a,
-        spatial_mode,
-        batch_size,
-        argument="layers_a",
-        mask=mask,
-    )
-    acts_a = cap_a(data)
-    if model_b is model_a and layers_b is None and layers_a is None:
-        cap_b, acts_b = cap_a, None
-    else:
-        cap_b = capture_lib.ActivationCapture(
-            model_b,
-            layers_b,
-            spatial_mode,
-            batch_size,
-            argument="layers_b",
-            mask=mask,
+    caps, acts = [], []
+    for model, layers, arg in (
+        (model_a, layers_a, "layers_a"),
+        (model_b, layers_b, "layers_b"),
+    ):
+        if caps and model is model_a and layers_a is None and layers is None:
+            caps.append(caps[0])  # the same layers: the upper triangle
+            acts.append(None)
+            continue
+        caps.append(
+            capture_lib.ActivationCapture(
+                model, layers, spatial_mode, batch_size, argument=arg, mask=mask
+            )
         )
-        acts_b = cap_b(data)
-    labels = (
-        [f"layer {name!r} of model_a" for name in cap_a.names],
-        [f"layer {name!r} of model_b" for name in cap_b.names],
-    )
-    matrix = _matrix(metric, acts_a, acts_b, verbose, options, labels, "data")
+        acts.append(caps[-1](data))
+    labels = [
+        [f"layer {name!r} of {side}" for name in cap.names]
+        for cap, side in zip(caps, ("model_a", "model_b"))
+    ]
+    matrix = _matrix(metric, *acts, verbose, options, labels, "data")
     if return_layers:
-        return matrix, list(cap_a.names), list(cap_b.names)
+        return matrix, list(caps[0].names), list(caps[1].names)
     return matrix

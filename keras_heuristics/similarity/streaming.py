@@ -37,7 +37,7 @@ from keras_heuristics.similarity import cka
 
 def _hsic_u(g, rx, ry, sx, sy, m):
     """Unbiased HSIC of one batch from its centred feature statistics."""
-    value = cka.debias(ops.sum(ops.square(g)), rx, ry, sx, sy, m)
+    value = cka.debias(ops.sum(ops.square(g)), ops.sum(rx * ry), sx * sy, m)
     return value / (m * (m - 3.0))
 
 
