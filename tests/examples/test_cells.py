@@ -13,6 +13,9 @@ from examples import cells as cells_lib
 from examples.cells import Cell
 from tests.examples import _cell_functions as functions
 
+# The runner does not depend on the Keras backend: one run is enough.
+pytestmark = pytest.mark.only_backends("jax")
+
 REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
 
 

@@ -1,3 +1,11 @@
+"""The demo's steps end to end.
+
+The end-to-end runs are glue over the library, whose own tests run on
+every backend, so they run on JAX, the backend of the README's commands
+(the digits examples and the demo's SGDR step run on all three).
+"""
+
+import json
 import os
 
 import pytest
@@ -39,12 +47,20 @@ def _pictures_and_logs(logdir, pictures):
 
 
 @pytest.mark.slow
+@pytest.mark.only_backends("jax")  # see the module docstring
 def test_warmup_dynamics_step(tmp_path):
     from examples import warmup_dynamics
 
-    # two epochs: the outputs, not the dynamics, are under test here
-    results = warmup_dynamics.run(str(tmp_path), quick=True, epochs=2)
-    _pictures_and_logs(tmp_path, ["warmup_dynamics.png", "summary.json"])
-    assert results
+    # Two epochs and three regimes that between them use every tool (the
+    # catapult search, FreezeLayers with LayerSimilarity, GI-Adam's
+    # preconditioned sharpness): the outputs, not the dynamics, are under
+    # test here.
+    runs = ("large_batch_catapult", "large_batch_frozen", "gi_adam")
+    results = warmup_dynamics.run(
+        str(tmp_path), quick=True, epochs=2, runs=runs
+    )
+    _pictures_and_logs(tmp_path, ["warmup_dynamics.png"])
+    with open(tmp_path / "summary.json") as f:
+        assert sorted(json.load(f)) == sorted(results) == sorted(runs)
     for summary in results.values():
         assert 0.0 <= summary["test_accuracy"] <= 1.0

@@ -4,6 +4,10 @@ rate) on a user's own data and model, end to end, and their bad input.
 The summaries are checked against the cells' numbers recomputed here with
 NumPy and SciPy; a diverging grid cell must be recorded, not crash; a
 second run must read every cell back without training again.
+
+The end-to-end runs are glue over the library, whose own tests run on
+every backend, so they run on JAX, the backend of the README's commands
+(the digits examples and the demo's SGDR step run on all three).
 """
 
 import math
@@ -58,6 +62,7 @@ PHASE_PARAMS = dict(
 
 
 @pytest.mark.slow
+@pytest.mark.only_backends("jax")  # see the module docstring
 def test_phase_diagram_records_divergence_and_resumes(tmp_path):
     root = str(tmp_path)
     options = dict(
@@ -165,6 +170,7 @@ INTRINSIC_PARAMS = dict(
 
 
 @pytest.mark.slow
+@pytest.mark.only_backends("jax")  # see the module docstring
 def test_intrinsic_lr_on_user_data_and_model(tmp_path):
     root = str(tmp_path)
     out = intrinsic_lr.run(

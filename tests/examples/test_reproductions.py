@@ -4,6 +4,10 @@ Each experiment runs at a toy scale, in this process, on blobs and a small
 MLP given as `data=` and `make_model=`; the summaries are checked against
 the cells' own numbers recomputed here with NumPy and SciPy, and a second
 run must read every cell back without training again.
+
+The end-to-end runs are glue over the library, whose own tests run on
+every backend, so they run on JAX, the backend of the README's commands
+(the digits examples and the demo's SGDR step run on all three).
 """
 
 import json
@@ -91,6 +95,7 @@ SGDR_PARAMS = dict(
 
 
 @pytest.mark.slow
+@pytest.mark.only_backends("jax")  # see the module docstring
 def test_sgdr_on_user_data_and_model_resumes(tmp_path):
     root = str(tmp_path)
     run = dict(
@@ -133,6 +138,7 @@ def test_sgdr_on_user_data_and_model_resumes(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.only_backends("jax")  # see the module docstring
 def test_warmup_on_user_data_and_model(tmp_path):
     root = str(tmp_path)
     out = warmup_cca.run(
@@ -177,6 +183,7 @@ def test_warmup_on_user_data_and_model(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.only_backends("jax")  # see the module docstring
 def test_distillation_on_user_data_and_model(tmp_path):
     root = str(tmp_path)
     out = distillation_cca.run(
@@ -276,6 +283,7 @@ def test_findings_table_verdicts():
 
 
 @pytest.mark.slow
+@pytest.mark.only_backends("jax")  # see the module docstring
 def test_paper_preset_on_a_cifar_folder(tmp_path):
     """The paper's settings, at toy size, read from CIFAR python batches."""
     from tests.examples.test_data import _write_batch
