@@ -298,8 +298,21 @@ def token_loss(model, x, y, batch_size=256):
 
 
 def _steps(params, epochs):
-    per_epoch = math.ceil(params["train_sentences"] / params["batch_size"])
-    return per_epoch * epochs
+    return math.ceil(params["train_sentences"] * epochs / params["batch_size"])
+
+
+def epochs_of(x, y, epochs, seed):
+    """`epochs` passes over `(x, y)`, each in its own random order, as one
+    pass of arrays.
+
+    keras-hub's `fit` batches arrays in their given order without
+    shuffling, so the order is drawn here (by `seed`: the runs compared
+    at one seed see the same batches), and one `fit` epoch then covers
+    them all.
+    """
+    rng = np.random.default_rng(seed)
+    order = np.concatenate([rng.permutation(len(y)) for _ in range(epochs)])
+    return {k: v[order] for k, v in x.items()}, y[order]
 
 
 def wsd(params, warmup=True):
@@ -366,10 +379,9 @@ def run_warmup_cell(cell, cell_dir):
         name="cka_to_initial",
     )
     history = model.fit(
-        x,
-        y,
+        *epochs_of(x, y, params["epochs"], cell.seed),
         batch_size=params["batch_size"],
-        epochs=params["epochs"],
+        shuffle=False,
         callbacks=[similarity, callbacks.MetricsLogger(cell_dir)],
         verbose=0,
     )
@@ -383,7 +395,7 @@ def run_warmup_cell(cell, cell_dir):
     return {
         "warmup": warmup,
         "weights": path,
-        "train_loss": [_finite(float(v)) for v in history.history["loss"]],
+        "train_loss": _finite(float(history.history["loss"][-1])),
         "validation_loss": _finite(loss),
         "best_loss": best_loss(y_val, p_val),
         "steps": steps,
@@ -393,15 +405,14 @@ def run_warmup_cell(cell, cell_dir):
 
 
 def _fit_finetune(model, params, x, y, seed):
-    keras.utils.set_random_seed(seed)  # the data order
+    """Constant-rate Adam over `finetune_epochs`, data order by `seed`."""
     model.compile(
         optimizer=keras.optimizers.Adam(params["finetune_rate"]), loss=_loss()
     )
     model.fit(
-        x,
-        y,
+        *epochs_of(x, y, params["finetune_epochs"], seed),
         batch_size=params["batch_size"],
-        epochs=params["finetune_epochs"],
+        shuffle=False,
         verbose=0,
     )
 
@@ -436,16 +447,7 @@ def run_connectivity_cell(cell, cell_dir):
     curve = connectivity.CurveModel(
         copies[0], copies[1], curve="bezier", num_bends=1, seed=cell.seed
     )
-    curve.compile(
-        optimizer=keras.optimizers.Adam(params["finetune_rate"]), loss=_loss()
-    )
-    curve.fit(
-        x,
-        y,
-        batch_size=params["batch_size"],
-        epochs=params["finetune_epochs"],
-        verbose=0,
-    )
+    _fit_finetune(curve, params, x, y, 1000 * cell.seed + 2)
     bezier = connectivity.evaluate_curve(curve, x_val, y_val, **evaluation)
     return {
         "t": line.t.tolist(),
@@ -473,12 +475,8 @@ def run_distillation_cell(cell, cell_dir):
     alone = gpt2(params, 100 + cell.seed, student=True)
     distilled(x_val), alone(x_val)
     alone.set_weights(distilled.get_weights())
-    fit = dict(
-        batch_size=params["batch_size"],
-        epochs=params["epochs"],
-        verbose=0,
-    )
-    keras.utils.set_random_seed(cell.seed)
+    x, y = epochs_of(x, y, params["epochs"], cell.seed)  # the same order
+    fit = dict(batch_size=params["batch_size"], shuffle=False, verbose=0)
     distiller = Distiller(
         teacher,
         distilled,
@@ -493,7 +491,6 @@ def run_distillation_cell(cell, cell_dir):
     distiller.fit(
         x, y, sample_weight=weights, cache_teacher_outputs=True, **fit
     )
-    keras.utils.set_random_seed(cell.seed)
     alone.compile(optimizer=keras.optimizers.Adam(wsd(params)), loss=_loss())
     alone.fit(x, y, **fit)
     return {

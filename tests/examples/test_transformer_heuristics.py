@@ -94,6 +94,7 @@ def test_tiny_run_summaries_and_resume(tmp_path):
     connect = [cells[f"connectivity/seed{s}.json"] for s in range(2)]
     for r in connect:
         assert r["t"] == [0.0, 0.5, 1.0]
+        assert r["distance"] > 0  # two data orders, two fine-tuned copies
         assert r["line_barrier"] == pytest.approx(_barrier(r["line_loss"]))
         assert r["curve_barrier"] == pytest.approx(_barrier(r["curve_loss"]))
         # Keras' masked loss in one batch = the NumPy mean over real tokens
@@ -155,6 +156,18 @@ def test_language_follows_its_chain():
     # the default language: the chain's loss is far below uniform guessing
     (_, _, _), (_, y_val, p_val) = th.language(params)
     assert th.best_loss(y_val, p_val) < 0.5 * math.log(params["words"])
+
+
+def test_epochs_of_are_permutations():
+    x = {"token_ids": np.arange(10)[:, None], "padding_mask": np.ones((10, 1))}
+    xs, ys = th.epochs_of(x, np.arange(10), 3, seed=0)
+    assert len(ys) == 30
+    np.testing.assert_array_equal(xs["token_ids"][:, 0], ys)
+    for k in range(3):
+        assert sorted(ys[10 * k : 10 * (k + 1)]) == list(range(10))
+    assert not np.array_equal(ys[:10], ys[10:20])
+    _, again = th.epochs_of(x, np.arange(10), 3, seed=0)
+    np.testing.assert_array_equal(again, ys)
 
 
 @pytest.mark.parametrize(
