@@ -22,7 +22,8 @@ printed next to every measured one. Per seed:
   redrawn) with different data orders; the validation loss is measured
   along the straight line between them and along a trained quadratic
   Bezier curve (`keras_heuristics.CurveModel`), and the barrier
-  `max_t L(t) - (L(0) + L(1)) / 2` of each is reported.
+  `max_t L(t) - (L(0) + L(1)) / 2` of each is reported, with the excess
+  over the chord between the ends and the lowest loss on each path.
 - **Distillation.** A smaller GPT-2 is trained from one initialisation
   twice: on the labels alone and by `keras_heuristics.Distiller` from the
   warmup run's model (Hinton's loss, per-token weights that drop the
@@ -572,6 +573,18 @@ def summarize(warmup, connect, distill, params):
             _values(connect, "line_barrier"), _values(connect, "curve_barrier")
         ),
     }
+    # The barrier is at least half the gap between the ends; the excess
+    # over the chord, max_t [L(t) - ((1 - t) L(0) + t L(1))], and the
+    # lowest loss on each path tell a bump from a valley.
+    for path in ("line", "curve"):
+        excess = [
+            connectivity.interpolated_barrier_height(r["t"], r[f"{path}_loss"])
+            for r in connect
+        ]
+        summary["connectivity"][f"{path}_excess"] = stats.mean_ci(excess)
+        summary["connectivity"][f"{path}_lowest_loss"] = stats.mean_ci(
+            [min(r[f"{path}_loss"]) for r in connect]
+        )
     summary["distillation"] = {
         "teacher_loss": stats.mean_ci(_values(distill, "teacher_loss")),
         "distilled_loss": stats.mean_ci(_values(distill, "distilled_loss")),
@@ -800,8 +813,11 @@ def report(summary):
             f"minus bottom {f(w[name]['top_minus_bottom_settling'], 0)}"
         )
     lines += [
-        f"line barrier: {f(c['line_barrier'])}",
-        f"curve barrier: {f(c['curve_barrier'])}",
+        f"fine-tuned copies: {f(c['endpoint_loss'])}",
+        f"line barrier: {f(c['line_barrier'])}, excess over the chord "
+        f"{f(c['line_excess'])}, lowest {f(c['line_lowest_loss'])}",
+        f"curve barrier: {f(c['curve_barrier'])}, excess over the chord "
+        f"{f(c['curve_excess'])}, lowest {f(c['curve_lowest_loss'])}",
         f"distilled student: {f(d['distilled_loss'])}",
         f"student alone: {f(d['alone_loss'])}",
         f"alone minus distilled: {f(d['alone_minus_distilled'])}",

@@ -107,6 +107,21 @@ def test_tiny_run_summaries_and_resume(tmp_path):
             np.testing.assert_allclose(
                 [losses[0], losses[-1]], r["endpoint_loss"], rtol=1e-4
             )
+    for path in ("line", "curve"):
+        excess = [
+            max(
+                np.asarray(r[f"{path}_loss"])
+                - np.interp(
+                    r["t"], [0, 1], [r[f"{path}_loss"][k] for k in (0, -1)]
+                )
+            )
+            for r in connect
+        ]
+        _check_ci(summary["connectivity"][f"{path}_excess"], excess)
+        _check_ci(
+            summary["connectivity"][f"{path}_lowest_loss"],
+            [min(r[f"{path}_loss"]) for r in connect],
+        )
     _check_ci(
         summary["connectivity"]["line_minus_curve_barrier"],
         [r["line_barrier"] - r["curve_barrier"] for r in connect],
