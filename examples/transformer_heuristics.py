@@ -484,16 +484,18 @@ def run_distillation_cell(cell, cell_dir):
         temperature=params["temperature"],
         alpha=params["alpha"],
     )
-    distiller.compile(
-        optimizer=keras.optimizers.Adam(wsd(params)), loss=_loss()
-    )
-    # Per-token weights: the KD term skips the padded positions too.
+    # Both students: the padding weighs nothing through per-token sample
+    # weights (in the KD term too), with a plain cross-entropy (Keras'
+    # `ignore_class` mask combined with sample weights breaks the
+    # Distiller's backward pass on PyTorch: an in-place update).
     weights = (y != PAD).astype("float32")
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    distiller.compile(optimizer=keras.optimizers.Adam(wsd(params)), loss=loss)
     distiller.fit(
         x, y, sample_weight=weights, cache_teacher_outputs=True, **fit
     )
-    alone.compile(optimizer=keras.optimizers.Adam(wsd(params)), loss=_loss())
-    alone.fit(x, y, **fit)
+    alone.compile(optimizer=keras.optimizers.Adam(wsd(params)), loss=loss)
+    alone.fit(x, y, sample_weight=weights, **fit)
     return {
         "teacher_loss": token_loss(teacher, x_val, y_val),
         "distilled_loss": _finite(token_loss(distilled, x_val, y_val)),
