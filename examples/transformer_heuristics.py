@@ -30,7 +30,7 @@ printed next to every measured one. Per seed:
   padding): validation loss of both and their paired difference.
 
     python -m examples.transformer_heuristics --logdir runs/transformer
-    python -m examples.transformer_heuristics --quick   # about 2 minutes
+    python -m examples.transformer_heuristics --quick   # a smoke run
     tensorboard --logdir runs/transformer
 
 References:
@@ -693,7 +693,8 @@ def run(logdir, quick=False, seeds=None, workers=None, verbose=1, params=None):
     Args:
         logdir: Output folder: the cells' results and logs, `results.json`
             and `transformer_heuristics.png`.
-        quick: A two-minute run (fewer sentences and epochs, 2 seeds).
+        quick: A smoke run (fewer sentences and epochs, 2 seeds), too
+            short to show the effects.
         seeds: Seeds per configuration (5; 2 quick).
         workers: Parallel cell processes (default: the CPU count).
         verbose: 1 shows progress bars over the cells.
@@ -832,7 +833,7 @@ def main():
     from absl import flags
 
     flags.DEFINE_string("logdir", "runs/transformer", "Output folder.")
-    flags.DEFINE_bool("quick", False, "A two-minute run.")
+    flags.DEFINE_bool("quick", False, "A short smoke run.")
     flags.DEFINE_integer("seeds", None, "Seeds per configuration.")
     flags.DEFINE_integer("workers", None, "Parallel cells (CPU count).")
 
