@@ -219,6 +219,24 @@ class Distiller(keras.Model):
         teacher = {id(value) for value in self.teacher.losses}
         return [value for value in super().losses if id(value) not in teacher]
 
+    @property
+    def trainable_weights(self):
+        """The student's and the hint projections' trainable weights.
+
+        The same list as Keras' walk over every sub-layer, less the frozen
+        teacher, which holds none (the distiller has no trainable weight of
+        its own): eager PyTorch reads this list several times per training
+        step, and the walk over the teacher's layers was the largest cost
+        of a step with cached teacher outputs.
+        """
+        if not self.trainable:
+            return []
+        weights = list(self.student.trainable_weights)
+        for projection in self.hint_projections:
+            weights.extend(projection.trainable_weights)
+        seen = set()
+        return [v for v in weights if not (id(v) in seen or seen.add(id(v)))]
+
     def __call__(self, *args, **kwargs):
         # Without hints the output is the student's: on concrete tensors,
         # call the student directly and skip this wrapper's own layer call
@@ -326,10 +344,11 @@ class Distiller(keras.Model):
         # Keras' public `compute_loss` gives the compiled student loss plus
         # the regularization losses `R` (`self.losses`); `R` enters the
         # total unweighted, so it is subtracted from the student term.
-        extra = ops.zeros((), "float32")
+        extra = None
         for value in self.losses:
-            extra = extra + ops.cast(ops.sum(value), "float32")
-        total = alpha * kd + extra
+            value = ops.cast(ops.sum(value), "float32")
+            extra = value if extra is None else extra + value
+        total = alpha * kd
         student_loss = 0.0
         if self.loss is not None:
             if y is None:
@@ -343,7 +362,8 @@ class Distiller(keras.Model):
                     x, y, y_pred, sample_weight, training=training
                 )
             )
-            scaled = scaled - extra
+            if extra is not None:
+                scaled = scaled - extra
             student_loss = scaled if replicas == 1 else scaled * replicas
             total = total + (1.0 - alpha) * student_loss
         tracked = [student_loss, kd]
@@ -358,6 +378,8 @@ class Distiller(keras.Model):
                 )
             total = total + self.hint_weight * hint
             tracked.append(hint)
+        if extra is not None:
+            total = total + extra
         if replicas > 1:
             total = total / replicas
 

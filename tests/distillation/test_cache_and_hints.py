@@ -113,8 +113,13 @@ def test_hint_loss_with_learned_projection_matches_numpy():
     trainable = {id(v) for v in distiller.trainable_variables}
     assert all(id(v) in trainable for v in projection.weights)
 
-    # The frozen teacher contributes no trainable weight.
-    assert not {id(v) for v in teacher.weights} & trainable
+    # The distiller's own list is Keras' walk over every sub-layer (the
+    # frozen teacher contributes nothing), in the same order.
+    walked = keras.Model.trainable_weights.fget(distiller)
+    assert [id(v) for v in distiller.trainable_weights] == [
+        id(v) for v in walked
+    ]
+    assert not {id(v) for v in teacher.weights} & set(map(id, walked))
 
     distiller.compile(optimizer="sgd", loss=SCCE)
     logs = distiller.evaluate(
