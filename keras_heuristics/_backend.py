@@ -49,6 +49,16 @@ def compile_function(fn, static_shapes=False):
     return fn
 
 
+def eager_ops_are_slow():
+    """Whether a loop of small eager operations is worth compiling.
+
+    True on JAX, where every eager operation is a dispatch of its own;
+    False on TensorFlow and PyTorch, whose eager operations are cheap and
+    which a `tf.function` would only slow down.
+    """
+    return keras.backend.backend() == "jax"
+
+
 _COMPILED = {}
 
 

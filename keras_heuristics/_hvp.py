@@ -15,6 +15,7 @@ import numpy as np
 from keras import ops
 
 from keras_heuristics import _backend
+from keras_heuristics import _keras_private
 
 
 def first_batch(data, batch_size=None):
@@ -115,7 +116,7 @@ def check_compiled(model, caller):
             f"{caller} needs a `keras.Model`. "
             f"Received: model of type {type(model).__name__}"
         )
-    if getattr(model, "_compile_loss", None) is None:
+    if _keras_private.compiled_loss(model) is None:
         raise ValueError(
             f"{caller} needs a model compiled with a `loss`. Call "
             "`model.compile(optimizer=..., loss=...)` first."
@@ -161,6 +162,7 @@ def loss_function(model, x, y, sample_weight=None, training=True):
     # strategy (for summing per-replica gradients); here the whole batch is
     # on one replica, so that factor is undone.
     replicas = _backend.replicas_in_sync()
+    compiled = _keras_private.compiled_loss(model)
 
     def loss(weights, non_trainable=None):
         if non_trainable is None:
@@ -173,14 +175,14 @@ def loss_function(model, x, y, sample_weight=None, training=True):
                 training=training,
                 return_losses=True,
             )
-        value = model._compile_loss(y, y_pred, sample_weight)
+        value = compiled(y, y_pred, sample_weight)
         if replicas > 1:
             value = value * replicas
         for extra in losses:
             value = value + ops.cast(extra, value.dtype)
         return value
 
-    if not getattr(model._compile_loss, "built", True):
+    if not getattr(compiled, "built", True):
         # Build the loss (and its trackers) eagerly, outside any trace.
         loss(weight_values(model))
     loss.non_trainable = snapshot

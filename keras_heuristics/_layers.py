@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_heuristics import _keras_private
+
 
 def trained_network(model):
     """The network whose layers a callback names: a `Distiller`'s student
@@ -20,7 +22,7 @@ def resolve_layers(model, layers, argument="layers"):
     (it would silently match no weight), raises a `ValueError` naming
     `argument`.
     """
-    own = model._flatten_layers(include_self=False)
+    own = _keras_private.sublayers(model)
     by_name = {}
     for layer in own:
         by_name.setdefault(layer.name, []).append(layer)

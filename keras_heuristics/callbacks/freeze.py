@@ -6,30 +6,10 @@ import keras
 from keras import ops
 
 from keras_heuristics import _hvp
+from keras_heuristics import _keras_private
 from keras_heuristics import _layers
 from keras_heuristics import _validation
 from keras_heuristics.callbacks import _updates
-
-
-def _slots_of(optimizer, variable):
-    """The optimizer's per-weight state (momentum, moments, ...) of one weight.
-
-    Keras' optimizers keep each kind of state as a list with one entry per
-    trainable weight, in the order of `_get_variable_index`.
-    """
-    count = len(optimizer._trainable_variables)
-    index = optimizer._get_variable_index(variable)
-    slots = []
-    for value in vars(optimizer).values():
-        if (
-            isinstance(value, list)
-            and len(value) == count
-            and any(isinstance(v, keras.Variable) for v in value)
-        ):
-            slot = value[index]
-            if isinstance(slot, keras.Variable):
-                slots.append(slot)
-    return slots
 
 
 class FreezeLayers(keras.callbacks.Callback):
@@ -110,12 +90,12 @@ class FreezeLayers(keras.callbacks.Callback):
             _layers.trained_network(model), self.layers
         ):
             variables.extend(layer.trainable_variables)
-        known = {id(v) for v in optimizer._trainable_variables}
+        known = {id(v) for v in _keras_private.optimizer_variables(optimizer)}
         held = []
         for variable in variables:
             held.append(variable)
             if id(variable) in known:
-                held.extend(_slots_of(optimizer, variable))
+                held.extend(_keras_private.optimizer_slots(optimizer, variable))
         self._held = [(v, ops.copy(v.value)) for v in held]
         self._counter = _updates.UpdateCounter(optimizer)
         self._step = self._counter.updates

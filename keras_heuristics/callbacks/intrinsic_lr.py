@@ -8,6 +8,7 @@ from keras import ops
 
 from keras_heuristics import KerasHeuristicsWarning
 from keras_heuristics import _hvp
+from keras_heuristics import _keras_private
 from keras_heuristics import _layers
 from keras_heuristics import _validation
 from keras_heuristics.callbacks import _logging
@@ -34,12 +35,11 @@ def scale_invariant_layers(model):
         A list of layers, in the model's order.
     """
     found = []
-    for layer in model._flatten_layers(include_self=False):
+    for layer in _keras_private.sublayers(model):
         kernel = getattr(layer, "kernel", None)
         if kernel is None or not getattr(kernel, "trainable", False):
             continue
-        nodes = getattr(layer, "_outbound_nodes", [])
-        consumers = [node.operation for node in nodes]
+        consumers = _keras_private.consumers(layer)
         if not consumers:
             continue
         has_bias = getattr(layer, "bias", None) is not None
@@ -275,13 +275,15 @@ class IntrinsicLR(keras.callbacks.Callback):
         optimizer = self._optimizer
         weight_decay = getattr(optimizer, "weight_decay", None)
         decoupled = 0.0
-        if weight_decay and optimizer._use_weight_decay(layer.kernel):
+        if weight_decay and _keras_private.uses_weight_decay(
+            optimizer, layer.kernel
+        ):
             decoupled = float(weight_decay)
         return decoupled, coupled
 
-    def _learning_rate(self, step):
+    def _rate_of_update(self, step):
         """The rate of update `step` (0-based)."""
-        rate = self._optimizer._learning_rate
+        rate = _keras_private.learning_rate(self._optimizer)
         if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
             at = int(_updates.schedule_steps(step, self._counter.k))
             return float(ops.convert_to_numpy(rate(at)))
@@ -313,7 +315,7 @@ class IntrinsicLR(keras.callbacks.Callback):
         """Logs the values of the step that has just ended as `step`."""
         _hvp.sync_state(self.model)
         # The rate the last update used.
-        rate = self._learning_rate(step - 1)
+        rate = self._rate_of_update(step - 1)
         results = {}
         for (name, layer), before in zip(self._targets, self._previous):
             # stop_gradient here and in the copy: no autograd graph (nor its

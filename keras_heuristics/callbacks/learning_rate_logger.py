@@ -5,6 +5,7 @@ import numpy as np
 from keras import ops
 
 from keras_heuristics import _backend
+from keras_heuristics import _keras_private
 from keras_heuristics.callbacks import _logging
 from keras_heuristics.callbacks import _updates
 
@@ -62,7 +63,7 @@ class LearningRateLogger(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         optimizer = _optimizer_of(self.model)
         self._writer = _logging.run_writer(self.log_dir, "train", self.model)
-        self._schedule = optimizer._learning_rate
+        self._schedule = _keras_private.learning_rate(optimizer)
         self._is_schedule = isinstance(
             self._schedule, keras.optimizers.schedules.LearningRateSchedule
         )

@@ -13,6 +13,7 @@ from keras import ops
 from keras_heuristics import KerasHeuristicsWarning
 from keras_heuristics import _backend
 from keras_heuristics import _clone
+from keras_heuristics import _keras_private
 from keras_heuristics import _validation
 from keras_heuristics.callbacks import _logging
 from keras_heuristics.callbacks import _updates
@@ -140,7 +141,7 @@ class RestartSnapshots(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         optimizer = _optimizer_of(self.model)
-        schedule = self.schedule or optimizer._learning_rate
+        schedule = self.schedule or _keras_private.learning_rate(optimizer)
         if not hasattr(schedule, "restart_steps"):
             raise ValueError(
                 "RestartSnapshots needs a schedule with restarts: the "

@@ -8,6 +8,7 @@ import numpy as np
 from keras import ops
 
 from keras_heuristics import _hvp
+from keras_heuristics import _keras_private
 from keras_heuristics import _layers
 from keras_heuristics import _validation
 from keras_heuristics.callbacks import _logging
@@ -193,7 +194,9 @@ def adam_preconditioner(optimizer, gradients):
     # GI-Adam's first update starts from v = g**2.
     first_gi = t == 1.0 and isinstance(optimizer, gi_adam._GradientInitMixin)
     diagonals = []
-    for velocity, g in zip(optimizer._velocities, gradients):
+    for velocity, g in zip(
+        _keras_private.adam_second_moments(optimizer), gradients
+    ):
         v = ops.convert_to_tensor(velocity)
         square = ops.square(ops.cast(g, v.dtype))
         v = square if first_gi else beta_2 * v + (1.0 - beta_2) * square

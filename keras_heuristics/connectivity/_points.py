@@ -58,12 +58,12 @@ def _combine(vectors, coefficients):
 def combination(vectors, coefficients):
     """`Σ_k c_k v_k` for weight lists `vectors[k]` and numbers `c_k`.
 
-    On JAX one compiled call for all variables (every eager operation
-    there is a dispatch of its own: 0.55 -> 0.13 ms a point for a
-    three-layer MLP); on TensorFlow and PyTorch plain operations, which a
+    One compiled call for all variables where eager operations are slow
+    (`_backend.eager_ops_are_slow`: 0.55 -> 0.13 ms a point for a
+    three-layer MLP on JAX); plain operations elsewhere, which a
     `tf.function` would only slow down.
     """
-    if keras.backend.backend() != "jax":
+    if not _backend.eager_ops_are_slow():
         return _combine(vectors, [float(c) for c in coefficients])
     return _backend.compiled(_combine)(
         [list(v) for v in vectors],

@@ -13,6 +13,8 @@ import re
 
 import keras
 
+from keras_heuristics import _keras_private
+
 
 def _snake(name):
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
@@ -37,21 +39,18 @@ def structural_variables(model):
     seen = set()
 
     def visit(layer, prefix):
-        own = list(layer._trainable_variables) + list(
-            layer._non_trainable_variables
-        )
-        for variable in own:
+        for variable in _keras_private.own_variables(layer):
             if id(variable) in seen:
                 continue
             seen.add(id(variable))
             out[f"{prefix}{variable.name}"] = variable
-        for i, generator in enumerate(layer._seed_generators):
+        for i, generator in enumerate(_keras_private.seed_generators(layer)):
             if id(generator.state) in seen:
                 continue
             seen.add(id(generator.state))
             out[f"{prefix}seed_generator_{i}"] = generator.state
         used = {}
-        for sublayer in layer._layers:
+        for sublayer in _keras_private.direct_sublayers(layer):
             name = _unique(_snake(sublayer.__class__.__name__), used)
             visit(sublayer, f"{prefix}{name}/")
 

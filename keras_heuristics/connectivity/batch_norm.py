@@ -28,6 +28,7 @@ from keras import ops
 
 from keras_heuristics import _backend
 from keras_heuristics import _clone
+from keras_heuristics import _keras_private
 from keras_heuristics import _validation
 from keras_heuristics.connectivity import _variables
 
@@ -45,7 +46,7 @@ def batch_norm_layers(model):
     """The `BatchNormalization` layers inside `model` (recursively)."""
     return [
         layer
-        for layer in model._flatten_layers(include_self=True, recursive=True)
+        for layer in _keras_private.sublayers(model, include_self=True)
         if isinstance(layer, keras.layers.BatchNormalization)
     ]
 
@@ -142,7 +143,7 @@ class BatchNormStatistics:
                     f"by the statistics recomputation (layer {layer.name!r})."
                 )
         self.model = _clone.clone(template)
-        for layer in self.model._flatten_layers(recursive=True):
+        for layer in _keras_private.sublayers(self.model, include_self=True):
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = 0.0
             elif isinstance(layer, _NOISE_LAYERS):

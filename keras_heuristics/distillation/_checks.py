@@ -6,6 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_heuristics import _keras_private
 from keras_heuristics import _layers
 from keras_heuristics import _validation
 
@@ -120,8 +121,7 @@ def _single_output(model, role):
 
 def _probability_layer(output):
     """The layer making `output` if it ends in a softmax, else None."""
-    history = getattr(output, "_keras_history", None)
-    layer = history[0] if history else None
+    layer = _keras_private.producing_layer(output)
     if isinstance(layer, keras.layers.Softmax):
         return layer
     activation = getattr(layer, "activation", None)

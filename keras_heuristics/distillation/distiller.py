@@ -216,50 +216,26 @@ class Distiller(keras.Model):
         counting them would make the loss depend on whether the teacher ran
         in this step or was cached.
         """
-        if getattr(self, "_losses_override", None):
-            # JAX's trainer hands over the losses of the forward pass.
-            return super().losses
-        losses = self.student.losses + self._get_own_losses()
-        for projection in self.hint_projections:
-            losses.extend(projection.losses)
-        return losses
+        teacher = {id(value) for value in self.teacher.losses}
+        return [value for value in super().losses if id(value) not in teacher]
 
     @property
     def trainable_weights(self):
         """The student's and the hint projections' trainable weights.
 
-        The same list as Keras' own walk over every sub-layer, less the
-        frozen teacher, which holds none: eager PyTorch reads this list
-        several times per training step, and walking the teacher's layers
-        each time cost about 0.07 ms a step with a 4-layer teacher.
+        The same list as Keras' walk over every sub-layer, less the frozen
+        teacher, which holds none (the distiller has no trainable weight of
+        its own): eager PyTorch reads this list several times per training
+        step, and the walk over the teacher's layers was the largest cost
+        of a step with cached teacher outputs.
         """
         if not self.trainable:
             return []
-        weights = [v for v in self._trainable_variables if v.trainable]
-        for layer in self._layers:
-            if layer is not self.teacher:
-                weights.extend(layer.trainable_weights)
+        weights = list(self.student.trainable_weights)
+        for projection in self.hint_projections:
+            weights.extend(projection.trainable_weights)
         seen = set()
         return [v for v in weights if not (id(v) in seen or seen.add(id(v)))]
-
-    if keras.backend.backend() == "torch":
-
-        def zero_grad(self, set_to_none=True):
-            """`torch.nn.Module.zero_grad` over the trainable weights only.
-
-            Keras' PyTorch trainer calls it at every step; the module's own
-            walks every parameter of the frozen teacher too, which never has
-            a gradient.
-            """
-            for variable in self.trainable_weights:
-                parameter = variable.value
-                if parameter.grad is None:
-                    continue
-                if set_to_none:
-                    parameter.grad = None
-                else:
-                    parameter.grad.detach_()
-                    parameter.grad.zero_()
 
     def __call__(self, *args, **kwargs):
         # Without hints the output is the student's: on concrete tensors,
@@ -308,17 +284,6 @@ class Distiller(keras.Model):
         super().compile(
             optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
         )
-        # Eager PyTorch pays Keras' loss wrapper at every step: the most
-        # common student loss takes PyTorch's kernel directly (same value).
-        self._eager_cross_entropy = (
-            losses.eager_cross_entropy(loss)
-            and kwargs.get("loss_weights") is None
-        )
-
-    def get_compile_config(self):
-        if self.compiled and hasattr(self, "_compile_config"):
-            return self._compile_config.serialize()
-        return {}
 
     def compile_from_config(self, config):
         config = keras.saving.deserialize_keras_object(config)
@@ -326,7 +291,7 @@ class Distiller(keras.Model):
         if self.built and getattr(self, "optimizer", None) is not None:
             self.optimizer.build(self.trainable_variables)
 
-    def _value(self, schedule, step, name):
+    def _scheduled(self, schedule, step, name):
         if isinstance(schedule, float):
             return schedule
         value = ops.cast(schedule(step), "float32")
@@ -363,8 +328,8 @@ class Distiller(keras.Model):
             self.alpha, float
         ):
             step = ops.convert_to_tensor(self.distillation_step)
-        temperature = self._value(self.temperature, step, "temperature")
-        alpha = self._value(self.alpha, step, "alpha")
+        temperature = self._scheduled(self.temperature, step, "temperature")
+        alpha = self._scheduled(self.alpha, step, "alpha")
         if cached is not None:
             teacher = cached  # data: no gradient to stop
         else:
@@ -376,27 +341,29 @@ class Distiller(keras.Model):
         # which is why `student_loss` is multiplied back for its tracker).
         replicas = _backend.replicas_in_sync()
         kd = losses.kd_term(teacher[0], y_pred, temperature, sample_weight)
+        # Keras' public `compute_loss` gives the compiled student loss plus
+        # the regularization losses `R` (`self.losses`); `R` enters the
+        # total unweighted, so it is subtracted from the student term.
+        extra = None
+        for value in self.losses:
+            value = ops.cast(ops.sum(value), "float32")
+            extra = value if extra is None else extra + value
         total = alpha * kd
         student_loss = 0.0
-        if self._compile_loss is not None:
+        if self.loss is not None:
             if y is None:
                 raise ValueError(
                     "The student loss needs labels `y`; pass them to "
                     "`fit`/`evaluate`, or use `alpha=1.0` and compile with "
                     "`loss=None` for pure distillation."
                 )
-            scaled = None
-            if (
-                getattr(self, "_eager_cross_entropy", False)
-                and sample_weight is None
-                and replicas == 1
-                and self._compile_loss.built
-            ):
-                scaled = losses.sparse_cross_entropy_torch(y, y_pred)
-            if scaled is None:
-                scaled = losses.as_float32(
-                    self._compile_loss(y, y_pred, sample_weight)
+            scaled = losses.as_float32(
+                super().compute_loss(
+                    x, y, y_pred, sample_weight, training=training
                 )
+            )
+            if extra is not None:
+                scaled = scaled - extra
             student_loss = scaled if replicas == 1 else scaled * replicas
             total = total + (1.0 - alpha) * student_loss
         tracked = [student_loss, kd]
@@ -411,8 +378,8 @@ class Distiller(keras.Model):
                 )
             total = total + self.hint_weight * hint
             tracked.append(hint)
-        for extra in self.losses:
-            total = total + ops.cast(ops.sum(extra), "float32")
+        if extra is not None:
+            total = total + extra
         if replicas > 1:
             total = total / replicas
 

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_heuristics import _keras_private
 from keras_heuristics import _validation
 
 
@@ -45,7 +46,8 @@ class _GradientInitMixin:
     """
 
     def update_step(self, gradient, variable, learning_rate):
-        v = self._velocities[self._get_variable_index(variable)]
+        index = _keras_private.variable_index(self, variable)
+        v = _keras_private.adam_second_moments(self)[index]
         first = ops.equal(self.iterations.value, 0)
         square = ops.square(ops.cast(gradient, variable.dtype))
         self.assign(v, ops.where(first, square, ops.convert_to_tensor(v)))

@@ -397,96 +397,32 @@ def test_teacher_activity_losses_stay_out_and_the_students_count(cache):
     np.testing.assert_allclose(logs["loss"][-1], total + activity, rtol=1e-5)
 
 
-class _KerasPathCrossEntropy(keras.losses.SparseCategoricalCrossentropy):
-    """The same loss through Keras' own wrapper: a subclass never takes the
-    distiller's eager PyTorch cross-entropy."""
-
-
 @pytest.mark.parametrize("labels", ["flat", "column", "int64"])
 @pytest.mark.parametrize("cache", [False, True])
-def test_student_cross_entropy_equals_keras_loss_path(
-    labels, cache, monkeypatch
-):
-    # Keras' SparseCategoricalCrossentropy(from_logits=True) is computed in
-    # PyTorch's kernel on eager PyTorch; the loss, the logged terms and the
-    # updates must be those of Keras' own loss path, for every label form.
-    from keras_heuristics.distillation import losses
-
-    taken = []
-    kernel = losses.sparse_cross_entropy_torch
-
-    def counted(labels, logits):
-        value = kernel(labels, logits)
-        taken.append(value is not None)
-        return value
-
-    monkeypatch.setattr(losses, "sparse_cross_entropy_torch", counted)
+def test_student_cross_entropy_takes_every_label_form(labels, cache):
+    # Integer labels as a vector, a column or int64 give the formula's
+    # student loss and total, after training with or without the cache.
     x, y = ref.data(n=48)
     y = {"flat": y, "column": y[:, None], "int64": y.astype("int64")}[labels]
     teacher, student = _models()
-    other = ref.copy_of(student)
-    runs = []
-    for model, loss in (
-        (student, SCCE),
-        (other, _KerasPathCrossEntropy(from_logits=True)),
-    ):
-        distiller = Distiller(teacher, model, temperature=2.0, alpha=0.3)
-        distiller.compile(optimizer=keras.optimizers.SGD(0.5), loss=loss)
-        history = distiller.fit(
-            x,
-            y,
-            batch_size=16,
-            epochs=2,
-            shuffle=False,
-            verbose=0,
-            cache_teacher_outputs=cache,
-        ).history
-        runs.append(history)
-    # on PyTorch every step (but perhaps one that builds Keras' loss) of
-    # the first distiller took the kernel, and never the subclass's
-    if keras.backend.backend() == "torch":
-        assert all(taken) and 2 * 3 - 1 <= len(taken) <= 2 * 3
-    else:
-        assert not taken
-    for key in ("loss", "student_loss", "distillation_loss"):
-        np.testing.assert_allclose(runs[0][key], runs[1][key], rtol=1e-6)
-    for a, b in zip(ref.weights(student), ref.weights(other)):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
-    # and both against the formula after training
+    distiller = Distiller(teacher, student, temperature=2.0, alpha=0.3)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.5), loss=SCCE)
+    history = distiller.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=2,
+        shuffle=False,
+        verbose=0,
+        cache_teacher_outputs=cache,
+    ).history
+    assert np.all(np.isfinite(history["loss"]))
     total, _, ce = _expected_total(teacher, student, x, y.ravel(), 2.0, 0.3)
-    logs = Distiller(teacher, student, temperature=2.0, alpha=0.3)
-    logs.compile(loss=SCCE)
-    result = logs.evaluate(x, y, batch_size=len(x), verbose=0, return_dict=True)
+    result = distiller.evaluate(
+        x, y, batch_size=len(x), verbose=0, return_dict=True
+    )
     np.testing.assert_allclose(result["student_loss"], ce, rtol=1e-5)
     np.testing.assert_allclose(result["loss"], total, rtol=1e-5)
-
-
-@pytest.mark.parametrize(
-    "loss, expected",
-    [
-        (keras.losses.SparseCategoricalCrossentropy(from_logits=True), True),
-        (keras.losses.SparseCategoricalCrossentropy(), False),
-        (
-            keras.losses.SparseCategoricalCrossentropy(
-                from_logits=True, ignore_class=0
-            ),
-            False,
-        ),
-        (
-            keras.losses.SparseCategoricalCrossentropy(
-                from_logits=True, reduction="sum"
-            ),
-            False,
-        ),
-        (_KerasPathCrossEntropy(from_logits=True), False),
-        ("sparse_categorical_crossentropy", False),
-    ],
-)
-def test_which_student_losses_take_the_eager_kernel(loss, expected):
-    from keras_heuristics.distillation import losses
-
-    taken = losses.eager_cross_entropy(loss)
-    assert taken == (expected and keras.backend.backend() == "torch")
 
 
 @pytest.mark.parametrize("ignored", [None, 0])
