@@ -27,6 +27,7 @@ from keras import ops  # noqa: E402
 
 import keras_heuristics  # noqa: E402
 from examples import data  # noqa: E402
+from keras_heuristics import _backend  # noqa: E402
 from keras_heuristics import _hvp  # noqa: E402
 from keras_heuristics import callbacks  # noqa: E402
 from keras_heuristics import connectivity  # noqa: E402
@@ -182,7 +183,7 @@ def bench_sharpness():
     xs, ys = ops.convert_to_tensor(x[:512]), ops.convert_to_tensor(y[:512])
     loss = _hvp.loss_function(model, xs, ys)
     weights = _hvp.weight_values(model)
-    product = _hvp.hvp_function(loss)
+    product = _backend.hvp_function(loss)
     flat = _hvp.flatten(weights)
 
     def operator(v):

@@ -314,3 +314,234 @@ def twice_differentiable():
 
     with attention.sdpa_kernel(attention.SDPBackend.MATH):
         yield
+
+
+# Gradients and Hessian-vector products of a pure function of the weights.
+# Keras 3 has a backend-agnostic forward-mode product (`keras.ops.jvp`) but
+# no reverse-mode gradient, so the gradient is written once per backend; a
+# Hessian-vector product is then `jvp(grad(L), (w,), (v,))`.
+
+
+def value_and_grad(fn, weights):
+    """`(fn(w), grad fn(w))` for a scalar function of a list of tensors."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return _value_and_grad_jax(fn, weights)
+    if backend == "tensorflow":
+        return _value_and_grad_tensorflow(fn, weights)
+    if backend == "torch":
+        return _value_and_grad_torch(fn, weights)
+    raise NotImplementedError(f"Gradients on the {backend} backend.")
+
+
+def _value_and_grad_jax(fn, weights):
+    import jax
+
+    return jax.value_and_grad(fn)(list(weights))
+
+
+def _value_and_grad_tensorflow(fn, weights):
+    import tensorflow as tf
+
+    weights = [tf.convert_to_tensor(w) for w in weights]
+    with tf.GradientTape() as tape:
+        tape.watch(weights)
+        value = fn(weights)
+    grads = tape.gradient(
+        value, weights, unconnected_gradients=tf.UnconnectedGradients.ZERO
+    )
+    # An Embedding's gradient is an IndexedSlices, which `jvp` cannot carry.
+    return value, [tf.convert_to_tensor(g) for g in grads]
+
+
+def _value_and_grad_torch(fn, weights, create_graph=False):
+    import torch
+
+    with torch.enable_grad():
+        weights = [w.detach().requires_grad_(True) for w in weights]
+        value = fn(weights)
+        grads = torch.autograd.grad(
+            value, weights, create_graph=create_graph, allow_unused=True
+        )
+    grads = [
+        torch.zeros_like(w) if g is None else g for w, g in zip(weights, grads)
+    ]
+    if not create_graph:
+        value = value.detach()
+    return value, grads
+
+
+def _grad_tensorflow(fn, weights):
+    return _value_and_grad_tensorflow(fn, weights)[1]
+
+
+def hvp_function(fn, jit=True):
+    """`(weights, vectors, non_trainable=None) -> H v` for `fn`.
+
+    Make it once and call it many times: on JAX (`jax.jit`) and TensorFlow
+    (`tf.function`) the forward-over-reverse product is compiled once, the
+    weights and the non-trainable state being arguments. `jit=False` runs
+    it op by op on JAX, for models whose layers cannot be traced (Keras
+    sets a model's `jit_compile` to False for them, e.g. `RandomCrop`).
+    PyTorch takes it by double back-propagation: Keras' layers do not run
+    under `torch.func` transforms.
+    """
+    backend = keras.backend.backend()
+    if backend == "torch":
+
+        def torch_product(weights, vectors, non_trainable=None):
+            return _hvp_torch(lambda w: fn(w, non_trainable), weights, vectors)
+
+        return torch_product
+    if backend == "jax":
+        import jax
+
+        def product(weights, vectors, non_trainable):
+            def grad(w):
+                return jax.grad(fn)(w, non_trainable)
+
+            return jax.jvp(grad, (weights,), (vectors,))[1]
+
+        compiled = jax.jit(product) if jit else product
+
+        def jax_product(weights, vectors, non_trainable=None):
+            return list(
+                compiled(
+                    list(weights),
+                    _cast_like(vectors, weights),
+                    None if non_trainable is None else list(non_trainable),
+                )
+            )
+
+        return jax_product
+
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def traced(weights, vectors, non_trainable):
+        _, product = keras.ops.jvp(
+            lambda w: _grad_tensorflow(lambda v: fn(v, non_trainable), w),
+            (weights,),
+            (vectors,),
+        )
+        return list(product)
+
+    def tf_product(weights, vectors, non_trainable=None):
+        weights = list(weights)
+        if non_trainable is None:
+            non_trainable = getattr(fn, "non_trainable", [])
+        return traced(
+            weights, _cast_like(vectors, weights), list(non_trainable)
+        )
+
+    return tf_product
+
+
+def _cast_like(vectors, weights):
+    return [keras.ops.cast(v, w.dtype) for v, w in zip(vectors, weights)]
+
+
+def _hvp_torch(fn, weights, vectors):
+    import torch
+
+    with torch.enable_grad(), twice_differentiable():
+        weights = [w.detach().requires_grad_(True) for w in weights]
+        value = fn(weights)
+        grads = torch.autograd.grad(value, weights, create_graph=True)
+        vectors = [v.to(w.dtype) for v, w in zip(vectors, weights)]
+        dot = sum(torch.sum(g * v) for g, v in zip(grads, vectors))
+        product = torch.autograd.grad(dot, weights, allow_unused=True)
+    return [
+        torch.zeros_like(w) if p is None else p.detach()
+        for w, p in zip(weights, product)
+    ]
+
+
+# Running a model in inference mode.
+
+
+def _as_list(out):
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def _inference_jax(model, post):
+    import jax
+
+    def run(trainable, non_trainable, x):
+        out, _ = model.stateless_call(
+            trainable, non_trainable, x, training=False
+        )
+        return [post(o) for o in _as_list(out)]
+
+    compiled = jax.jit(run)
+
+    def fn(x):
+        return compiled(
+            [v.value for v in model.trainable_variables],
+            [v.value for v in model.non_trainable_variables],
+            x,
+        )
+
+    return fn
+
+
+def _inference_torch(model, post):
+    import torch
+
+    def fn(x):
+        with torch.no_grad():
+            return [post(o) for o in _as_list(model(x, training=False))]
+
+    return fn
+
+
+def _inference_eager(model, post):
+    def fn(x):
+        return [post(o) for o in _as_list(model(x, training=False))]
+
+    return fn
+
+
+def _inference_tensorflow(model, post):
+    import tensorflow as tf
+
+    eager = _inference_eager(model, post)
+    compiled = tf.function(eager, autograph=False)
+    state = {"fn": compiled}
+
+    def fn(x):
+        if state["fn"] is compiled:
+            try:
+                return compiled(x)
+            except Exception:  # not traceable without AutoGraph
+                state["fn"] = eager
+        return state["fn"](x)
+
+    return fn
+
+
+def inference_function(model, post):
+    """`(fn, compiled)`: `fn(x)` runs `model` on `x` with `training=False`,
+    reading its current weights at every call, and applies `post` to each
+    output; `compiled` is True where `fn` is compiled for the shapes it
+    sees, so that callers keep those shapes fixed.
+
+    - JAX: `jax.jit` of `model.stateless_call` with the variable values as
+      arguments, so one program serves every evaluation (on the digits CNN
+      it compiles in about 0.1 s and then runs two to three times faster
+      than Keras' op-by-op call); op by op where Keras does not jit the
+      model (`model.jit_compile` False, e.g. a `RandomCrop` inside);
+    - PyTorch: the eager call under `torch.no_grad()`;
+    - TensorFlow: a `tf.function` without AutoGraph (on the digits CNN it
+      traces in about 35 ms instead of 0.3 s with AutoGraph); a model that
+      cannot be traced that way (a layer branching on tensor values) runs
+      eagerly.
+    """
+    backend = keras.backend.backend()
+    if backend == "jax" and getattr(model, "jit_compile", True):
+        return _inference_jax(model, post), True
+    if backend == "tensorflow":
+        return _inference_tensorflow(model, post), True
+    if backend == "torch":
+        return _inference_torch(model, post), False
+    return _inference_eager(model, post), False

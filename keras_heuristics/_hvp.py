@@ -1,13 +1,8 @@
-"""A compiled model's loss as a pure function of its weights, and its
-gradient and Hessian-vector products on every backend.
+"""A compiled model's loss as a pure function of its weights, the batch it
+is taken on, and its Hessian-vector products.
 
-Keras 3 has a backend-agnostic forward-mode product (`keras.ops.jvp`) but no
-backend-agnostic reverse-mode gradient; the gradient is the one place where
-the backends differ, so it is written once per backend here (`_grad_jax`,
-`_grad_tensorflow`, `_grad_torch`). A Hessian-vector product is then the
-forward-over-reverse product `H v = jvp(grad(L), (w,), (v,))`, except on
-PyTorch where Keras' layers do not run under `torch.func` transforms and the
-product is taken by double back-propagation instead.
+The gradient and the product themselves differ per backend and live in
+`_backend` (`value_and_grad`, `hvp_function`).
 """
 
 import keras
@@ -189,59 +184,6 @@ def loss_function(model, x, y, sample_weight=None, training=True):
     return loss
 
 
-def value_and_grad(fn, weights):
-    """`(fn(w), grad fn(w))` for a scalar function of a list of tensors."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        return _value_and_grad_jax(fn, weights)
-    if backend == "tensorflow":
-        return _value_and_grad_tensorflow(fn, weights)
-    if backend == "torch":
-        return _value_and_grad_torch(fn, weights)
-    raise NotImplementedError(f"Gradients on the {backend} backend.")
-
-
-def _value_and_grad_jax(fn, weights):
-    import jax
-
-    return jax.value_and_grad(fn)(list(weights))
-
-
-def _value_and_grad_tensorflow(fn, weights):
-    import tensorflow as tf
-
-    weights = [tf.convert_to_tensor(w) for w in weights]
-    with tf.GradientTape() as tape:
-        tape.watch(weights)
-        value = fn(weights)
-    grads = tape.gradient(
-        value, weights, unconnected_gradients=tf.UnconnectedGradients.ZERO
-    )
-    # An Embedding's gradient is an IndexedSlices, which `jvp` cannot carry.
-    return value, [tf.convert_to_tensor(g) for g in grads]
-
-
-def _value_and_grad_torch(fn, weights, create_graph=False):
-    import torch
-
-    with torch.enable_grad():
-        weights = [w.detach().requires_grad_(True) for w in weights]
-        value = fn(weights)
-        grads = torch.autograd.grad(
-            value, weights, create_graph=create_graph, allow_unused=True
-        )
-    grads = [
-        torch.zeros_like(w) if g is None else g for w, g in zip(weights, grads)
-    ]
-    if not create_graph:
-        value = value.detach()
-    return value, grads
-
-
-def _grad_tensorflow(fn, weights):
-    return _value_and_grad_tensorflow(fn, weights)[1]
-
-
 def hvp(fn, weights, vectors, non_trainable=None):
     """The Hessian-vector product `H v` of `fn` at `weights`.
 
@@ -255,85 +197,7 @@ def hvp(fn, weights, vectors, non_trainable=None):
     Returns:
         `H v` as a list of tensors shaped like `weights`.
     """
-    return hvp_function(fn)(weights, vectors, non_trainable)
-
-
-def hvp_function(fn):
-    """`(weights, vectors, non_trainable=None) -> H v` for `fn`.
-
-    Make it once and call it many times: on JAX (`jax.jit`) and TensorFlow
-    (`tf.function`) the forward-over-reverse product is compiled once, the
-    weights and the non-trainable state being arguments.
-    """
-    backend = keras.backend.backend()
-    if backend == "torch":
-
-        def torch_product(weights, vectors, non_trainable=None):
-            return _hvp_torch(lambda w: fn(w, non_trainable), weights, vectors)
-
-        return torch_product
-    if backend == "jax":
-        import jax
-
-        def product(weights, vectors, non_trainable):
-            def grad(w):
-                return jax.grad(fn)(w, non_trainable)
-
-            return jax.jvp(grad, (weights,), (vectors,))[1]
-
-        compiled = jax.jit(product)
-
-        def jax_product(weights, vectors, non_trainable=None):
-            return list(
-                compiled(
-                    list(weights),
-                    _cast_like(vectors, weights),
-                    None if non_trainable is None else list(non_trainable),
-                )
-            )
-
-        return jax_product
-
-    import tensorflow as tf
-
-    @tf.function(reduce_retracing=True)
-    def traced(weights, vectors, non_trainable):
-        _, product = ops.jvp(
-            lambda w: _grad_tensorflow(lambda v: fn(v, non_trainable), w),
-            (weights,),
-            (vectors,),
-        )
-        return list(product)
-
-    def tf_product(weights, vectors, non_trainable=None):
-        weights = list(weights)
-        if non_trainable is None:
-            non_trainable = getattr(fn, "non_trainable", [])
-        return traced(
-            weights, _cast_like(vectors, weights), list(non_trainable)
-        )
-
-    return tf_product
-
-
-def _cast_like(vectors, weights):
-    return [ops.cast(v, w.dtype) for v, w in zip(vectors, weights)]
-
-
-def _hvp_torch(fn, weights, vectors):
-    import torch
-
-    with torch.enable_grad(), _backend.twice_differentiable():
-        weights = [w.detach().requires_grad_(True) for w in weights]
-        value = fn(weights)
-        grads = torch.autograd.grad(value, weights, create_graph=True)
-        vectors = [v.to(w.dtype) for v, w in zip(vectors, weights)]
-        dot = sum(torch.sum(g * v) for g, v in zip(grads, vectors))
-        product = torch.autograd.grad(dot, weights, allow_unused=True)
-    return [
-        torch.zeros_like(w) if p is None else p.detach()
-        for w, p in zip(weights, product)
-    ]
+    return _backend.hvp_function(fn)(weights, vectors, non_trainable)
 
 
 def flatten(tensors):

@@ -14,13 +14,15 @@ def trained_network(model):
 
 
 def resolve_layers(model, layers, argument="layers"):
-    """The layer objects for `layers`: names or layers of `model`.
+    """The layer objects for `layers`: names, paths or layers of `model`.
 
-    Nested layers (inside a Sequential or functional sub-model) are found
-    too. An unknown name, a name that two nested layers share (pass the
-    layer object then), or a layer object that is not one of the model's
-    (it would silently match no weight), raises a `ValueError` naming
-    `argument`.
+    Nested layers (inside a Sequential or functional sub-model, or a
+    keras-hub task's backbone) are found by their unique name or by their
+    path, `"gpt2_backbone/transformer_layer_0"` (as `walk` names them). An
+    unknown name or path, a name that two nested layers share (pass the
+    path or the layer object then), or a layer object that is not one of
+    the model's (it would silently match no weight), raises a `ValueError`
+    naming `argument`.
     """
     own = _keras_private.sublayers(model)
     by_name = {}
@@ -29,7 +31,15 @@ def resolve_layers(model, layers, argument="layers"):
     ids = {id(layer) for layer in own}
     resolved = []
     for layer in layers:
-        if isinstance(layer, str):
+        if isinstance(layer, str) and "/" in layer:
+            paths = dict(walk(model))
+            if layer not in paths:
+                raise ValueError(
+                    f"No layer at path {layer!r} in the model; its paths: "
+                    f"{sorted(paths)}. Received: {argument}={layers!r}"
+                )
+            layer = paths[layer]
+        elif isinstance(layer, str):
             matches = by_name.get(layer, [])
             if not matches:
                 raise ValueError(
@@ -41,7 +51,7 @@ def resolve_layers(model, layers, argument="layers"):
                 raise ValueError(
                     f"The name {layer!r} is shared by {len(matches)} nested "
                     f"layers of model {model.name!r} ({', '.join(paths)}); "
-                    "pass the layer object instead. "
+                    "pass its path or the layer object instead. "
                     f"Received: {argument}={layers!r}"
                 )
             layer = matches[0]

@@ -17,10 +17,6 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_heuristics"
 ISOLATION = PACKAGE / "_keras_private.py"
 BACKEND = PACKAGE / "_backend.py"
 
-# Modules that still choose per backend by name, one function per backend,
-# outside `_backend.py` (automatic differentiation and compiled inference).
-BACKEND_MODULES = {PACKAGE / "_hvp.py", PACKAGE / "_inference.py"}
-
 # The package's own private names that Keras objects also carry; each is
 # defined on one of our classes (asserted below), never read off Keras'.
 OWN_NAMES = {
@@ -131,7 +127,7 @@ def test_no_private_keras_attribute_outside_the_isolation_module():
 
 @pytest.mark.parametrize("path", _sources(), ids=lambda p: p.name)
 def test_backend_names_are_compared_in_the_backend_module_only(path):
-    if path == BACKEND or path in BACKEND_MODULES:
+    if path == BACKEND:
         return
     tree = ast.parse(path.read_text())
     calls = [

@@ -32,8 +32,9 @@ class FreezeLayers(keras.callbacks.Callback):
     the trainer's state is synced to the variables after every frozen step.
 
     Args:
-        layers: A list of names of the layers to freeze, or of layer
-            objects of the model (nested layers of a sub-model included).
+        layers: A list of the layers to freeze: names, paths of layers in
+            nested models (`"gpt2_backbone/transformer_layer_0"`) or layer
+            objects of the model.
         steps: Number of updates to keep them frozen, >= 0.
 
     Example:
@@ -70,7 +71,8 @@ class FreezeLayers(keras.callbacks.Callback):
         for layer in layers:
             if not isinstance(layer, (str, keras.layers.Layer)):
                 raise TypeError(
-                    "Argument `layers` must hold layer names or layers. "
+                    "Argument `layers` must hold layer names, paths or "
+                    "layers. "
                     f"Received: layers={layers!r}"
                 )
         self.layers = layers

@@ -176,8 +176,10 @@ class IntrinsicLR(keras.callbacks.Callback):
     Args:
         log_dir: Root folder of the run's logs, or None to keep only
             `self.history`.
-        layers: Names of the layers whose kernels to track (or layer
-            objects); None detects them with `scale_invariant_layers`.
+        layers: The layers whose kernels to track: names, paths of layers
+            in nested models (`"gpt2_backbone/transformer_layer_0"`) or
+            layer objects; None detects them with
+            `scale_invariant_layers`.
         every_n_steps: Measurement period in updates, >= 1.
         change_tolerance: Relative change of `eta * lambda` counted as a
             change, >= 0.
@@ -210,7 +212,8 @@ class IntrinsicLR(keras.callbacks.Callback):
             for layer in layers:
                 if not isinstance(layer, (str, keras.layers.Layer)):
                     raise TypeError(
-                        "Argument `layers` must hold layer names or layers. "
+                        "Argument `layers` must hold layer names, paths or "
+                        "layers. "
                         f"Received: layers={layers!r}"
                     )
         self.layers = layers

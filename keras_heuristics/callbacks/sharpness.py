@@ -7,6 +7,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_heuristics import _backend
 from keras_heuristics import _hvp
 from keras_heuristics import _keras_private
 from keras_heuristics import _layers
@@ -363,7 +364,9 @@ class Sharpness(keras.callbacks.Callback):
         if self._loss is None:
             x, y, sample_weight = self._batch
             self._loss = _hvp.loss_function(self.model, x, y, sample_weight)
-            self._product = _hvp.hvp_function(self._loss)
+            self._product = _backend.hvp_function(
+                self._loss, jit=self.model.jit_compile
+            )
         weights = _hvp.weight_values(self.model)
         state = _hvp.non_trainable_values(self.model)
         rate = float(ops.convert_to_numpy(optimizer.learning_rate))
@@ -397,7 +400,7 @@ class Sharpness(keras.callbacks.Callback):
             elif threshold is not None:
                 values["sharpness/threshold_ratio"] = math.nan
         elif self._measure_preconditioned:
-            _, gradients = _hvp.value_and_grad(
+            _, gradients = _backend.value_and_grad(
                 lambda w: self._loss(w, state), weights
             )
             diagonal = _hvp.flatten(adam_preconditioner(optimizer, gradients))

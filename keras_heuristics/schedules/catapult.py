@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from keras_heuristics import _backend
 from keras_heuristics import _hvp
 from keras_heuristics import _validation
 from keras_heuristics.schedules import _base
@@ -122,7 +123,7 @@ def find_initial_learning_rate(
     _hvp.sync_state(model)
     loss_at = _hvp.loss_function(model, x, y, sample_weight)
     weights = _hvp.weight_values(model)
-    initial_loss, gradients = _hvp.value_and_grad(loss_at, weights)
+    initial_loss, gradients = _backend.value_and_grad(loss_at, weights)
     initial_loss = float(ops.convert_to_numpy(initial_loss))
     if not math.isfinite(initial_loss):
         raise ValueError(

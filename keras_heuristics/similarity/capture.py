@@ -16,7 +16,7 @@ import weakref
 import keras
 from keras import ops
 
-from keras_heuristics import _inference
+from keras_heuristics import _backend
 from keras_heuristics import _layers
 from keras_heuristics import _probe
 from keras_heuristics import _validation
@@ -153,13 +153,13 @@ class ActivationCapture:
             cached = _PROBES.setdefault(model, {}).get(key)
             if cached is None:
                 probe = keras.Model(inputs, [t for _, t in targets])
-                cached = (probe,) + _inference.inference_function(
+                cached = (probe,) + _backend.inference_function(
                     probe, functools.partial(_reduce, mode=spatial_mode)
                 )
                 _PROBES[model][key] = cached
             self._probe, self._run, self._compiled = cached
             # Masked reductions run after the forward pass, on raw outputs.
-            run = _inference.inference_function(self._probe, _float)
+            run = _backend.inference_function(self._probe, _float)
             self._raw_run = run[0]
             self._fn = None
         elif callable(model):

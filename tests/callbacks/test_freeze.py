@@ -155,6 +155,33 @@ def test_a_name_two_nested_layers_share_is_refused():
     callback.on_train_begin()
 
 
+def test_a_path_names_one_of_two_nested_layers_of_one_name(rng):
+    def block(name):
+        return keras.Sequential(
+            [keras.Input((4,)), keras.layers.Dense(4, name="dense_shared")],
+            name=name,
+        )
+
+    a, b = block("first"), block("second")
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, b(a(inputs)))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    x = rng.normal(size=(8, 4)).astype("float32")
+    y = rng.normal(size=(8, 4)).astype("float32")
+    before = [w.copy() for w in model.get_weights()]
+    callback = FreezeLayers(["second/dense_shared"], steps=4)
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[callback])
+    after = model.get_weights()
+    # weights in order: first's kernel and bias, then second's
+    assert not np.allclose(after[0], before[0])
+    np.testing.assert_array_equal(after[2], before[2])
+    np.testing.assert_array_equal(after[3], before[3])
+    callback = FreezeLayers(["second/dense_missing"], steps=1)
+    callback.set_model(model)
+    with pytest.raises(ValueError, match="second/dense_shared"):
+        callback.on_train_begin()
+
+
 def test_in_a_distiller_the_students_layers_are_frozen(rng):
     # teacher and student share layer names; the student's are meant. The
     # reference: the same distillation with the student's layers frozen by

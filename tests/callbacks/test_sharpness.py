@@ -387,3 +387,29 @@ def test_dropout_masks_are_fixed_between_evaluations(rng):
     values = callback.history["sharpness"]
     assert values[1] == pytest.approx(values[0], rel=1e-6)
     assert values[2] == pytest.approx(values[0], rel=1e-6)
+
+
+def test_sharpness_of_a_model_keras_does_not_jit(rng):
+    # `RandomCrop` cannot be traced on JAX (Keras sets `jit_compile` to
+    # False). Each image is constant over space, one value per channel
+    # (c_i), so any crop, pooled, gives the features c_i and the loss is
+    # quadratic in the kernel: H = 2 C^T C / n.
+    c = rng.normal(size=(16, 2)).astype("float32")
+    x = np.broadcast_to(c[:, None, None, :], (16, 4, 4, 2)).copy()
+    y = rng.normal(size=(16, 1)).astype("float32")
+    model = keras.Sequential(
+        [
+            keras.Input((4, 4, 2)),
+            keras.layers.RandomCrop(3, 3),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(1, use_bias=False),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    assert not model.jit_compile
+    c = c.astype("float64")
+    expected = np.linalg.eigvalsh(2.0 * c.T @ c / 16)[-1]
+    callback = Sharpness((x, y), num_iterations=20)
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[callback])
+    # the first reading is at the weights before the one update
+    assert callback.history["sharpness"][0] == pytest.approx(expected, rel=1e-3)

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from keras_heuristics import _hvp
+from keras_heuristics import _backend
 from keras_heuristics.distillation import hint_loss
 from keras_heuristics.distillation import kd_loss
 from tests.distillation import _reference as ref
@@ -75,7 +75,7 @@ def test_kd_loss_gradient_is_hintons_closed_form(rng, temperature):
     # (Hinton et al., Sec. 2.1).
     zt = rng.normal(scale=2.0, size=(5, 7)).astype("float32")
     zs = rng.normal(scale=2.0, size=(5, 7)).astype("float32")
-    _, (grad,) = _hvp.value_and_grad(
+    _, (grad,) = _backend.value_and_grad(
         lambda w: kd_loss(zt, w[0], temperature),
         [keras.ops.convert_to_tensor(zs)],
     )
