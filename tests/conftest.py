@@ -13,7 +13,6 @@ Everything else still runs on the first device.
 """
 
 import os
-import tempfile
 
 VIRTUAL_DEVICES = 2
 
@@ -27,15 +26,6 @@ def _split_cpu():
         flags = os.environ.get("XLA_FLAGS", "")
         if "xla_force_host_platform_device_count" not in flags:
             os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
-        # Many tests compile the same small programs: XLA's persistent
-        # cache serves the repeats (shared by the workers, at most 1 GiB).
-        cache = os.path.join(
-            tempfile.gettempdir(), f"keras_heuristics_tests_xla_{os.getuid()}"
-        )
-        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", cache)
-        os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2**30))
-        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
     elif backend == "tensorflow":
         import tensorflow as tf
 
