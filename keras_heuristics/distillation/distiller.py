@@ -357,9 +357,15 @@ class Distiller(keras.Model):
                     "`fit`/`evaluate`, or use `alpha=1.0` and compile with "
                     "`loss=None` for pure distillation."
                 )
+            # Keras' loss masking (`ignore_class`, masks) multiplies the
+            # weights it is given in place on PyTorch; the KD and hint terms
+            # need theirs unchanged, for their values and gradients.
+            own_weight = (
+                None if sample_weight is None else ops.copy(sample_weight)
+            )
             scaled = losses.as_float32(
                 super().compute_loss(
-                    x, y, y_pred, sample_weight, training=training
+                    x, y, y_pred, own_weight, training=training
                 )
             )
             if extra is not None:

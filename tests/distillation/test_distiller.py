@@ -447,3 +447,30 @@ def test_a_declined_cross_entropy_keeps_keras_semantics(ignored):
     else:
         expected = ce.mean()
     np.testing.assert_allclose(logs["student_loss"], expected, rtol=1e-5)
+
+
+def test_ignore_class_with_sample_weights_trains_and_weighs_like_keras(rng):
+    # Keras' loss masking multiplies the weights it gets in place on
+    # PyTorch; the KD term's backward pass needs them unchanged (it raised
+    # "modified by an inplace operation" there).
+    x, y = ref.data(n=40)
+    weights = rng.uniform(0.5, 1.5, size=len(x)).astype("float32")
+    teacher, student = _models()
+    distiller = Distiller(teacher, student, temperature=2.0, alpha=0.5)
+    loss = keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True, ignore_class=0
+    )
+    distiller.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss)
+    distiller.fit(x, y, sample_weight=weights, batch_size=20, verbose=0)
+    logs = distiller.evaluate(
+        x,
+        y,
+        sample_weight=weights,
+        batch_size=len(x),
+        verbose=0,
+        return_dict=True,
+    )
+    ce = np.where(y == 0, 0.0, ref.sparse_ce(y, student.predict(x, verbose=0)))
+    # Keras' mean over the kept labels, each weighted
+    expected = np.sum(ce * weights) / np.sum(y != 0)
+    np.testing.assert_allclose(logs["student_loss"], expected, rtol=1e-5)
