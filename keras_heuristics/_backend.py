@@ -520,6 +520,44 @@ def _inference_tensorflow(model, post):
     return fn
 
 
+def stateless_function(model, training=False):
+    """`fn(trainable, non_trainable, x)`: the flat list of `model`'s outputs
+    at the given variable values, the variables themselves untouched.
+
+    Compiled as `inference_function` is: `jax.jit` where Keras jits the
+    model, a `tf.function` without AutoGraph (eager where it cannot be
+    traced), and on PyTorch the eager call without recording gradients
+    (inside `fixed_randomness`, for one dropout mask at every call).
+    """
+
+    def run(trainable, non_trainable, x):
+        with fixed_randomness():
+            out, _ = model.stateless_call(
+                trainable, non_trainable, x, training=training
+            )
+        return keras.tree.flatten(out)
+
+    backend = keras.backend.backend()
+    if backend == "jax" and not getattr(model, "jit_compile", True):
+        return run
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        compiled = tf.function(run, autograph=False)
+        state = {"fn": compiled}
+
+        def fn(*args):
+            if state["fn"] is compiled:
+                try:
+                    return compiled(*args)
+                except Exception:  # not traceable without AutoGraph
+                    state["fn"] = run
+            return state["fn"](*args)
+
+        return fn
+    return compile_function(run)
+
+
 def inference_function(model, post):
     """`(fn, compiled)`: `fn(x)` runs `model` on `x` with `training=False`,
     reading its current weights at every call, and applies `post` to each

@@ -10,14 +10,17 @@ from keras_heuristics import KerasHeuristicsWarning
 from keras_heuristics import _hvp
 from keras_heuristics import _keras_private
 from keras_heuristics import _layers
+from keras_heuristics import _probe
 from keras_heuristics import _validation
 from keras_heuristics.callbacks import _logging
 from keras_heuristics.callbacks import _updates
+from keras_heuristics.callbacks._invariance import scale_invariant_weights  # noqa: F401 (public)
 
 _BATCH_NORMS = (keras.layers.BatchNormalization,)
 _FEATURE_NORMS = (
     keras.layers.LayerNormalization,
     keras.layers.GroupNormalization,
+    keras.layers.RMSNormalization,
     keras.layers.UnitNormalization,
 )
 
@@ -28,8 +31,10 @@ def scale_invariant_layers(model):
     A kernel `W` is scale-invariant (`f(cW) = f(W)` for `c > 0`) when the
     layer's output goes straight into a `BatchNormalization` (which also
     cancels the layer's bias), or into a `LayerNormalization`,
-    `GroupNormalization` or `UnitNormalization` when the layer has no bias.
-    Found from the model's graph (Sequential and functional models).
+    `GroupNormalization`, `RMSNormalization` or `UnitNormalization` when
+    the layer has no bias. Found from the model's graph (Sequential and
+    functional models); `scale_invariant_weights` finds them, and groups
+    invariant only together, from the model's outputs instead.
 
     Returns:
         A list of layers, in the model's order.
@@ -58,6 +63,12 @@ def _l2_of(regularizer):
     if isinstance(regularizer, keras.regularizers.L1L2):
         return float(regularizer.l2)
     return 0.0
+
+
+def _flat(tensors):
+    """One vector of all `tensors`."""
+    parts = [ops.reshape(ops.cast(t, "float32"), (-1,)) for t in tensors]
+    return parts[0] if len(parts) == 1 else ops.concatenate(parts)
 
 
 def _norm_and_angle(after, before):
@@ -145,7 +156,8 @@ class IntrinsicLR(keras.callbacks.Callback):
     """Logs effective and intrinsic learning rates of scale-invariant weights.
 
     A weight `w` followed by a normalisation layer is scale-invariant: only
-    its direction matters, and a step of rate `eta` moves the direction by
+    its direction matters (the same holds for a group of weights scaled
+    together, with `w` their concatenation), and a step of rate `eta` moves the direction by
     about `eta / ||w||^2` (the effective learning rate). With weight decay
     `lambda`, Li, Lyu & Arora show that SGD reaches an equilibrium governed
     by the intrinsic learning rate `eta * lambda`, in about
@@ -154,7 +166,8 @@ class IntrinsicLR(keras.callbacks.Callback):
     momentum corrections, which differ for decoupled weight decay and an L2
     penalty). For each tracked weight the callback logs, every
     `every_n_steps` steps, in `log_dir/train` under
-    `intrinsic_lr/<layer>/`:
+    `intrinsic_lr/<name>/` (a layer's path, or `joint_<i>` for a group
+    spread over several layers):
 
     - `weight_norm`: `||w||`;
     - `effective_lr`: `eta / ||w||^2`;
@@ -171,15 +184,28 @@ class IntrinsicLR(keras.callbacks.Callback):
 
     `lambda` is the optimizer's decoupled `weight_decay` (Keras applies
     `w -= eta * weight_decay * w`) plus twice the `l2` factor of an `L2`
-    kernel regulariser. The numbers are also kept in `self.history`.
+    kernel regulariser (for a group, the mean over its variables weighted
+    by their squared norms, which is the rate its squared norm decays at).
+    The numbers are also kept in `self.history`, and the weights tracked
+    in `self.tracked` (`{name: [variable paths]}`, from the start of
+    training).
 
     Args:
         log_dir: Root folder of the run's logs, or None to keep only
             `self.history`.
         layers: The layers whose kernels to track: names, paths of layers
             in nested models (`"gpt2_backbone/transformer_layer_0"`) or
-            layer objects; None detects them with
-            `scale_invariant_layers`.
+            layer objects; None detects them, with
+            `scale_invariant_weights` on `probe` if given, else with
+            `scale_invariant_layers` from the graph.
+        probe: Inputs (an array, a dict of arrays, an `(x, y)` tuple or a
+            finite dataset) on which to find the scale-invariant weights
+            and groups numerically, at the start of training: this finds
+            what the graph cannot show, such as the query and key
+            projections of a QK-norm attention inside a transformer block,
+            or the weights writing the residual stream of a pre-norm
+            transformer with an untied output projection. Used only when
+            `layers` is None.
         every_n_steps: Measurement period in updates, >= 1.
         change_tolerance: Relative change of `eta * lambda` counted as a
             change, >= 0.
@@ -199,7 +225,12 @@ class IntrinsicLR(keras.callbacks.Callback):
     """
 
     def __init__(
-        self, log_dir=None, layers=None, every_n_steps=1, change_tolerance=0.05
+        self,
+        log_dir=None,
+        layers=None,
+        every_n_steps=1,
+        change_tolerance=0.05,
+        probe=None,
     ):
         super().__init__()
         self.log_dir = (
@@ -217,6 +248,7 @@ class IntrinsicLR(keras.callbacks.Callback):
                         f"Received: layers={layers!r}"
                     )
         self.layers = layers
+        self.probe = None if probe is None else _probe.inputs(probe, "probe")
         self.every_n_steps = _validation.check_int(
             "every_n_steps", every_n_steps, minimum=1
         )
@@ -224,6 +256,7 @@ class IntrinsicLR(keras.callbacks.Callback):
             "change_tolerance", change_tolerance
         )
         self.history = {}
+        self.tracked = {}
 
     def on_train_begin(self, logs=None):
         model = self.model
@@ -237,20 +270,18 @@ class IntrinsicLR(keras.callbacks.Callback):
             else _logging.run_writer(self.log_dir, "train", self.model)
         )
         self._targets = self._resolve(model)
+        self.tracked = {
+            name: [v.path for v in variables]
+            for name, variables in self._targets
+        }
         if not self._targets:
-            warnings.warn(
-                "IntrinsicLR found no scale-invariant kernel in model "
-                f"{_layers.trained_network(model).name!r}, so it logs "
-                "nothing. A kernel counts when its layer's output feeds "
-                "only a BatchNormalization (or, without a bias, a "
-                "LayerNormalization, GroupNormalization or UnitNormalization) "
-                "in the model's graph. In a pre-norm transformer every block "
-                "adds its output to the residual stream before the next "
-                "normalization, so no kernel is exactly scale-invariant. "
-                "Pass `layers=` to track chosen kernels anyway.",
-                KerasHeuristicsWarning,
-                stacklevel=2,
-            )
+            warnings.warn(self._why_none(model), KerasHeuristicsWarning)
+        # The L2 factor of each tracked kernel's regulariser.
+        self._l2 = {
+            id(layer.kernel): _l2_of(getattr(layer, "kernel_regularizer", None))
+            for layer in _keras_private.sublayers(model)
+            if getattr(layer, "kernel", None) is not None
+        }
         _hvp.sync_state(model)
         self._counter = _updates.UpdateCounter(self._optimizer)
         self._step = self._counter.updates
@@ -258,8 +289,38 @@ class IntrinsicLR(keras.callbacks.Callback):
         self._changed_at = {}
         self._reference = {}
 
+    def _why_none(self, model):
+        name = _layers.trained_network(model).name
+        if self.probe is not None:
+            return (
+                f"IntrinsicLR found no scale-invariant weight in model "
+                f"{name!r}, so it logs nothing: no kernel, and no group of "
+                "weights scaled together, leaves the model's outputs on "
+                "`probe` unchanged when doubled. In a pre-norm transformer "
+                "that ties its output projection to the input embedding "
+                "(GPT-2, Gemma), the residual stream's scale reaches the "
+                "logits through the embedding, so nothing is invariant. "
+                "Pass `layers=` to track chosen kernels anyway."
+            )
+        return (
+            f"IntrinsicLR found no scale-invariant kernel in model {name!r}, "
+            "so it logs nothing. A kernel counts when its layer's output "
+            "feeds only a BatchNormalization (or, without a bias, a "
+            "LayerNormalization, GroupNormalization, RMSNormalization or "
+            "UnitNormalization) in the model's graph. In a pre-norm "
+            "transformer every block adds its output to the residual "
+            "stream before the next normalization, so no kernel is "
+            "scale-invariant alone; pass `probe=` (a batch of inputs) to "
+            "find weights invariant inside blocks (QK-norm) and groups "
+            "invariant together (the residual stream's writers), or "
+            "`layers=` to track chosen kernels anyway."
+        )
+
     def _resolve(self, model):
+        """`[(name, variables)]` of the weights to track."""
         model = _layers.trained_network(model)
+        if self.layers is None and self.probe is not None:
+            return scale_invariant_weights(model, self.probe)
         if self.layers is None:
             layers = scale_invariant_layers(model)
         else:
@@ -270,19 +331,25 @@ class IntrinsicLR(keras.callbacks.Callback):
                         f"Layer {layer.name!r} has no kernel to track."
                     )
                 layers.append(layer)
-        return [(layer.name, layer) for layer in layers]
+        return [(layer.name, [layer.kernel]) for layer in layers]
 
-    def _decay(self, layer):
-        """`(decoupled, coupled)` decay of the layer's kernel."""
-        coupled = 2.0 * _l2_of(getattr(layer, "kernel_regularizer", None))
+    def _decay(self, variables, norms):
+        """`(decoupled, coupled)` decay of `variables`, the means over them
+        weighted by their squared `norms`."""
         optimizer = self._optimizer
         weight_decay = getattr(optimizer, "weight_decay", None)
-        decoupled = 0.0
-        if weight_decay and _keras_private.uses_weight_decay(
-            optimizer, layer.kernel
-        ):
-            decoupled = float(weight_decay)
-        return decoupled, coupled
+        total = decoupled = coupled = 0.0
+        for variable, norm in zip(variables, norms):
+            weight = norm**2
+            total += weight
+            coupled += weight * 2.0 * self._l2.get(id(variable), 0.0)
+            if weight_decay and _keras_private.uses_weight_decay(
+                optimizer, variable
+            ):
+                decoupled += weight * float(weight_decay)
+        if total == 0.0:
+            return 0.0, 0.0
+        return decoupled / total, coupled / total
 
     def _rate_of_update(self, step):
         """The rate of update `step` (0-based)."""
@@ -299,8 +366,8 @@ class IntrinsicLR(keras.callbacks.Callback):
         ):
             _hvp.sync_state(self.model)
             self._previous = [
-                ops.copy(ops.stop_gradient(layer.kernel.value))
-                for _, layer in self._targets
+                [ops.copy(ops.stop_gradient(v.value)) for v in variables]
+                for _, variables in self._targets
             ]
 
     def on_train_batch_end(self, batch, logs=None):
@@ -320,12 +387,15 @@ class IntrinsicLR(keras.callbacks.Callback):
         # The rate the last update used.
         rate = self._rate_of_update(step - 1)
         results = {}
-        for (name, layer), before in zip(self._targets, self._previous):
+        for (name, variables), before in zip(self._targets, self._previous):
             # stop_gradient here and in the copy: no autograd graph (nor its
             # warning on every measurement) on PyTorch
-            after = ops.stop_gradient(layer.kernel.value)
-            norm, angle = _norm_and_angle(after, before)
-            decoupled, coupled = self._decay(layer)
+            after = [ops.stop_gradient(v.value) for v in variables]
+            norm, angle = _norm_and_angle(_flat(after), _flat(before))
+            norms = ops.convert_to_numpy(
+                ops.stack([ops.norm(ops.cast(b, "float32")) for b in before])
+            )
+            decoupled, coupled = self._decay(variables, norms.tolist())
             intrinsic = rate * (decoupled + coupled)
             reference = self._reference.get(name)
             if reference is None or abs(intrinsic - reference) > (

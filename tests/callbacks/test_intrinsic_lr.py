@@ -1,5 +1,6 @@
 """IntrinsicLR against closed forms: angles of known weight changes, the
-equilibrium formula and the graph detection."""
+equilibrium formula, the graph detection, and the numerical detection
+against models built to hold known invariances."""
 
 import math
 
@@ -11,6 +12,7 @@ from keras import ops
 from keras_heuristics.callbacks.intrinsic_lr import IntrinsicLR
 from keras_heuristics.callbacks.intrinsic_lr import equilibrium_angular_update
 from keras_heuristics.callbacks.intrinsic_lr import scale_invariant_layers
+from keras_heuristics.callbacks.intrinsic_lr import scale_invariant_weights
 
 
 def _bn_model(optimizer, regularizer=None):
@@ -230,11 +232,176 @@ def test_detection_from_the_graph():
     assert names == ["conv", "unbiased"]
 
 
+def _mixed_model():
+    """Known invariances: `bn` alone (before a BatchNormalization), `rms`
+    alone (no bias, before an RMSNormalization), `ln` with its bias
+    (before a LayerNormalization); `plain` and `head` none."""
+    inputs = keras.Input((6,))
+    a = keras.layers.Dense(5, name="bn")(inputs)
+    a = keras.layers.BatchNormalization()(a)
+    b = keras.layers.Dense(4, use_bias=False, name="rms")(inputs)
+    b = keras.layers.RMSNormalization()(b)
+    # A non-zero bias, so that the kernel alone is not invariant here.
+    bias = keras.initializers.RandomNormal(stddev=1.0, seed=1)
+    c = keras.layers.Dense(4, bias_initializer=bias, name="ln")(inputs)
+    c = keras.layers.LayerNormalization()(c)
+    d = keras.layers.Dense(3, activation="tanh", name="plain")(inputs)
+    h = keras.layers.Concatenate()([a, b, c, d])
+    return keras.Model(inputs, keras.layers.Dense(4, name="head")(h))
+
+
+def _pre_norm_model():
+    """A pre-norm residual network with an untied head: `embed`, `down0`
+    and `down1` (kernels and biases) write the residual stream that every
+    LayerNorm divides out, so they are invariant together."""
+    inputs = keras.Input((6,))
+    x = keras.layers.Dense(8, name="embed")(inputs)
+    for k in range(2):
+        h = keras.layers.LayerNormalization(epsilon=1e-6)(x)
+        h = keras.layers.Dense(8, activation="gelu", name=f"up{k}")(h)
+        x = keras.layers.Add()([x, keras.layers.Dense(8, name=f"down{k}")(h)])
+    x = keras.layers.LayerNormalization(epsilon=1e-6)(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="head")(x))
+
+
+def _outputs_scaled(model, x, paths, factor):
+    """The model's outputs (a plain call, training mode) with the
+    variables at `paths` multiplied by `factor`, then restored."""
+    saved = [v.numpy() for v in model.trainable_variables]
+    for v in model.trainable_variables:
+        if v.path in paths:
+            v.assign(v.numpy() * factor)
+    out = ops.convert_to_numpy(model(x, training=True))
+    for v, value in zip(model.trainable_variables, saved):
+        v.assign(value)
+    return out
+
+
+def _relative(a, b):
+    return float(np.sqrt(np.mean((a - b) ** 2) / np.mean(b**2)))
+
+
+def test_numerical_detection_finds_the_graph_cases_and_biased_ones(rng):
+    model = _mixed_model()
+    x = rng.normal(size=(32, 6)).astype("float32")
+    graph = [layer.name for layer in scale_invariant_layers(model)]
+    assert graph == ["bn", "rms"]
+    found = {
+        name: sorted(v.path for v in variables)
+        for name, variables in scale_invariant_weights(model, x)
+    }
+    assert found == {
+        "bn": ["bn/kernel"],
+        "rms": ["rms/kernel"],
+        "ln": ["ln/bias", "ln/kernel"],
+    }
+    base = _outputs_scaled(model, x, (), 1.0)
+    for paths in found.values():  # checked by the model's own call
+        assert _relative(_outputs_scaled(model, x, paths, 3.0), base) < 1e-2
+    for alone in ("ln/kernel", "plain/kernel", "head/kernel"):
+        assert _relative(_outputs_scaled(model, x, [alone], 3.0), base) > 0.05
+
+
+def test_residual_stream_writers_are_one_group(rng):
+    model = _pre_norm_model()
+    x = rng.normal(size=(32, 6)).astype("float32")
+    [(name, variables)] = scale_invariant_weights(model, x)
+    paths = sorted(v.path for v in variables)
+    assert name == "joint_0"
+    assert paths == sorted(
+        f"{layer}/{kind}"
+        for layer in ("embed", "down0", "down1")
+        for kind in ("kernel", "bias")
+    )
+    base = _outputs_scaled(model, x, (), 1.0)
+    assert _relative(_outputs_scaled(model, x, paths, 3.0), base) < 1e-3
+    for alone in ("embed/kernel", "down0/kernel"):
+        assert _relative(_outputs_scaled(model, x, [alone], 3.0), base) > 0.05
+
+
+def test_group_values_during_fit_match_the_recorded_weights(rng):
+    x = rng.normal(size=(16, 6)).astype("float32")
+    y = rng.normal(size=(16, 3)).astype("float32")
+    model = _pre_norm_model()
+    optimizer = keras.optimizers.SGD(0.1, momentum=0.5, weight_decay=0.01)
+    optimizer.exclude_from_weight_decay(var_names=["bias"])
+    model.compile(optimizer=optimizer, loss="mse")
+    callback = IntrinsicLR(probe=x)
+    group = {f"{n}/{k}" for n in ("embed", "down0", "down1") for k in "kb"}
+    recorded = []
+
+    def snapshot():
+        weights = {
+            v.path: ops.convert_to_numpy(v.value)
+            for v in model.trainable_variables
+        }
+        recorded.append(
+            [weights[p] for p in sorted(weights) if _short(p) in group]
+        )
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            snapshot()
+
+    snapshot()
+    model.fit(
+        x,
+        y,
+        batch_size=4,
+        epochs=1,
+        verbose=0,
+        shuffle=False,
+        callbacks=[callback, Record()],
+    )
+    [name] = callback.tracked
+    assert {_short(p) for p in callback.tracked[name]} == group
+    flat = [np.concatenate([w.ravel() for w in ws]) for ws in recorded]
+    angles = [
+        math.acos(
+            np.clip(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), -1, 1)
+        )
+        for a, b in zip(flat[:-1], flat[1:])
+    ]
+    np.testing.assert_allclose(
+        callback.history[f"intrinsic_lr/{name}/angular_update"],
+        angles,
+        rtol=1e-3,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        callback.history[f"intrinsic_lr/{name}/weight_norm"],
+        [np.linalg.norm(f) for f in flat[1:]],
+        rtol=1e-5,
+    )
+    # Decay only on the kernels: lambda weighted by their share of ||w||^2.
+    shares = [
+        sum(np.sum(w**2) for w in ws if w.ndim == 2) / np.sum(f**2)
+        for ws, f in zip(recorded[:-1], flat[:-1])
+    ]
+    np.testing.assert_allclose(
+        callback.history[f"intrinsic_lr/{name}/intrinsic_lr"],
+        0.1 * 0.01 * np.array(shares),
+        rtol=1e-5,
+    )
+
+
+def _short(path):
+    """`down0/kernel` -> `down0/k`."""
+    layer, kind = path.rsplit("/", 1)
+    return f"{layer}/{kind[0]}"
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="every_n_steps"):
         IntrinsicLR(every_n_steps=0)
     with pytest.raises(TypeError, match="layers"):
         IntrinsicLR(layers=[3])
+    with pytest.raises(TypeError, match="probe"):
+        IntrinsicLR(probe="some text")
+    with pytest.raises(ValueError, match="tolerance"):
+        scale_invariant_weights(_pre_norm_model(), np.zeros((2, 6)), 1.5)
+    with pytest.raises(TypeError, match="model"):
+        scale_invariant_weights("model", np.zeros((2, 6)))
     model = _bn_model(keras.optimizers.SGD(0.1))
     callback = IntrinsicLR(layers=["missing"])
     callback.set_model(model)
