@@ -46,6 +46,22 @@ def gemma():
     return keras_hub.models.GemmaCausalLM(backbone=backbone, preprocessor=None)
 
 
+def gemma3():
+    """A Gemma 3 causal LM: tied embedding, RMSNorm on queries and keys."""
+    backbone = keras_hub.models.Gemma3Backbone(
+        vocabulary_size=VOCABULARY,
+        image_size=16,
+        num_layers=2,
+        num_query_heads=2,
+        num_key_value_heads=1,
+        hidden_dim=16,
+        intermediate_dim=32,
+        head_dim=8,
+        use_query_key_norm=True,
+    )
+    return keras_hub.models.Gemma3CausalLM(backbone=backbone, preprocessor=None)
+
+
 def llama():
     """A Llama causal LM with an untied output projection."""
     backbone = keras_hub.models.LlamaBackbone(

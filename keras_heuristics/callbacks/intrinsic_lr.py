@@ -393,7 +393,7 @@ class IntrinsicLR(keras.callbacks.Callback):
             after = [ops.stop_gradient(v.value) for v in variables]
             norm, angle = _norm_and_angle(_flat(after), _flat(before))
             norms = ops.convert_to_numpy(
-                ops.stack([ops.norm(ops.cast(b, "float32")) for b in before])
+                ops.stack([ops.norm(_flat([b])) for b in before])
             )
             decoupled, coupled = self._decay(variables, norms.tolist())
             intrinsic = rate * (decoupled + coupled)

@@ -71,6 +71,83 @@ def test_intrinsic_lr_says_why_it_finds_nothing_in_gpt2():
         )
 
 
+def test_intrinsic_lr_with_a_probe_says_why_gpt2_has_nothing():
+    x, y = _hub.tokens()
+    model = _hub.gpt2()
+    model.compile(optimizer="sgd", loss=_loss(), weighted_metrics=[])
+    with pytest.warns(KerasHeuristicsWarning, match="ties its output"):
+        model.fit(x, y, verbose=0, callbacks=[IntrinsicLR(probe=x)])
+
+
+def _logits_scaled(model, x, paths, factor):
+    """Logits with the variables at `paths` scaled, by the model's own
+    call, then the variables restored."""
+    saved = model.get_weights()
+    for v in model.trainable_variables:
+        if v.path in paths:
+            v.assign(keras.ops.convert_to_numpy(v.value) * factor)
+    logits = keras.ops.convert_to_numpy(model(x))
+    model.set_weights(saved)
+    return logits
+
+
+def _relative(a, b):
+    return float(np.sqrt(np.mean((a - b) ** 2) / np.mean(b**2)))
+
+
+def test_intrinsic_lr_tracks_gemma3_query_key_norm_projections():
+    x, y = _hub.tokens()
+    model = _hub.gemma3()
+    model.compile(optimizer="sgd", loss=_loss(), weighted_metrics=[])
+    callback = IntrinsicLR(probe=x)
+    model.fit(x, y, batch_size=4, verbose=0, callbacks=[callback])
+    expected = {
+        f"decoder_block_{i}/attention/{kind}/kernel"
+        for i in (0, 1)
+        for kind in ("query", "key")
+    }
+    tracked = {p for paths in callback.tracked.values() for p in paths}
+    assert tracked == expected
+    assert all(len(paths) == 1 for paths in callback.tracked.values())
+    for name in callback.tracked:
+        assert len(callback.history[f"intrinsic_lr/{name}/angular_update"]) == 2
+    base = _logits_scaled(model, x, (), 1.0)
+    assert _relative(_logits_scaled(model, x, expected, 3.0), base) < 1e-4
+    value = {"decoder_block_0/attention/value/kernel"}
+    assert _relative(_logits_scaled(model, x, value, 3.0), base) > 0.05
+
+
+def test_intrinsic_lr_tracks_the_residual_stream_of_an_untied_llama():
+    x, y = _hub.tokens()
+    model = _hub.llama()
+    model.compile(optimizer="sgd", loss=_loss(), weighted_metrics=[])
+    callback = IntrinsicLR(probe=x)
+    model.fit(x, y, batch_size=4, verbose=0, callbacks=[callback])
+    [(name, paths)] = callback.tracked.items()
+    assert name == "joint_0"
+    # The embedding, and per block one writer of the attention (its value
+    # or output projection) and one of the MLP (its up or down
+    # projection): either member of a pair scales what the block adds.
+    assert "token_embedding/embeddings" in paths
+    for i in (0, 1):
+        block = f"transformer_layer_{i}"
+        for pair in (
+            ("self_attention/value", "self_attention/attention_output"),
+            ("feedforward_intermediate_dense", "feedforward_output_dense"),
+        ):
+            members = [
+                p
+                for p in paths
+                if p.rsplit("/", 1)[0] in {f"{block}/{m}" for m in pair}
+            ]
+            assert len(members) == 1, (pair, paths)
+    assert len(paths) == 5
+    base = _logits_scaled(model, x, (), 1.0)
+    assert _relative(_logits_scaled(model, x, set(paths), 3.0), base) < 0.02
+    alone = {"token_embedding/embeddings"}
+    assert _relative(_logits_scaled(model, x, alone, 3.0), base) > 0.1
+
+
 def test_layer_similarity_during_causal_lm_fit(tmp_path):
     x, y = _hub.tokens(n=16)
     model = _hub.gpt2()
