@@ -5,6 +5,7 @@ import numpy as np
 from keras import ops
 
 from keras_heuristics import _backend
+from keras_heuristics import _layers
 from keras_heuristics import _probe
 from keras_heuristics import _validation
 
@@ -66,6 +67,7 @@ def scale_invariant_weights(model, probe, tolerance=0.05, seed=0):
     tolerance = _validation.check_in_range("tolerance", tolerance, 0.0, 1.0)
     x = _probe.inputs(probe, "probe")
     x = keras.tree.map_structure(lambda v: v[:_PROBE_EXAMPLES], x)
+    _layers.check_inputs_fit(model, x, "probe")
     outputs = _Outputs(model, x, seed)
     values = outputs.values
     owners = [_owner(v) for v in outputs.variables]

@@ -402,6 +402,8 @@ def test_bad_arguments():
         scale_invariant_weights(_pre_norm_model(), np.zeros((2, 6)), 1.5)
     with pytest.raises(TypeError, match="model"):
         scale_invariant_weights("model", np.zeros((2, 6)))
+    with pytest.raises(ValueError, match="probe"):
+        scale_invariant_weights(_pre_norm_model(), np.zeros((2, 5)))
     model = _bn_model(keras.optimizers.SGD(0.1))
     callback = IntrinsicLR(layers=["missing"])
     callback.set_model(model)
