@@ -98,9 +98,9 @@ def scale_invariant_weights(model, probe, tolerance=0.05, seed=0):
     for name, indices in found:
         variables = [outputs.variables[i] for i in indices]
         if name is None:
-            owners = {_owner(v) for v in variables}
-            if len(owners) == 1:
-                name = owners.pop()
+            layers = {_owner(v) for v in variables}
+            if len(layers) == 1:
+                name = layers.pop()
             else:
                 name, joint = f"joint_{joint}", joint + 1
         result.append((name, variables))
@@ -133,8 +133,9 @@ class _Outputs:
         self.reference = self.read({})
         self.scale = max(_rms(self.reference), 1e-30)
         # Enough output entries to pin the derivatives' null space down.
-        rows = max(_DERIVATIVE_ROWS, 4 * len(self.values))
-        self.rows = np.sort(rng.permutation(self.reference.size)[:rows])
+        size = self.reference.size
+        rows = min(size, max(_DERIVATIVE_ROWS, 4 * len(self.values)))
+        self.rows = np.sort(rng.choice(size, rows, replace=False))
 
     def read(self, scales, noise=0.0):
         """The outputs, flat, with variable `i` multiplied by `scales[i]`,
