@@ -485,9 +485,11 @@ def run_distillation_cell(cell, cell_dir):
         alpha=params["alpha"],
     )
     # Both students: the padding weighs nothing through per-token sample
-    # weights (in the KD term too), with a plain cross-entropy (Keras'
-    # `ignore_class` mask combined with sample weights breaks the
-    # Distiller's backward pass on PyTorch: an in-place update).
+    # weights (in the KD term too), with a plain cross-entropy rather than
+    # `_loss()`: weighted, both terms sum over the real tokens and divide
+    # by all positions, so `alpha` weighs them alike per token, whereas
+    # `ignore_class=PAD` would divide the student term by the real tokens
+    # alone, a factor that changes with each batch's padding.
     weights = (y != PAD).astype("float32")
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     distiller.compile(optimizer=keras.optimizers.Adam(wsd(params)), loss=loss)
