@@ -1,12 +1,16 @@
 """The transformer example end to end at a tiny scale, its language, and its
 bad input.
 
-The summaries are recomputed here from the cells' numbers (intervals with
-SciPy, settling steps and barriers with NumPy); the loss along the line is
-checked at its ends against the example's own per-token loss; a second run
-must read every cell back without training again.
+The tiny form runs once, one seed (a module fixture). The summaries are
+recomputed here from the cells' numbers (intervals with SciPy, settling
+steps and barriers with NumPy): the run's own, and the example's
+`summarize` over the cells shifted into three seeds, which gives every
+interval a spread. The loss along the line is checked at its ends against
+the example's own per-token loss; a second run must read every cell back
+without training again.
 """
 
+import json
 import math
 import os
 
@@ -37,6 +41,7 @@ TINY = dict(
     finetune_epochs=1,
     curve_points=3,
 )
+OPTIONS = dict(seeds=1, workers=1, verbose=0, params=TINY)
 
 
 def _settling(steps, values, share=0.1):
@@ -52,37 +57,35 @@ def _barrier(losses):
     return max(losses) - (losses[0] + losses[-1]) / 2
 
 
-@pytest.mark.slow
-@pytest.mark.only_backends("jax")
-def test_tiny_run_summaries_and_resume(tmp_path):
-    # One backend: its eight cells build and compile about thirty small
-    # models, 213 s on JAX and 673 s on TensorFlow on the loaded 2-core
-    # machine; the library's keras-hub support is tested on all three in
-    # tests/*/test_transformers.py.
-    root = str(tmp_path)
-    options = dict(seeds=2, workers=1, verbose=0, params=TINY)
-    out = th.run(root, **options)
-    summary = out["summary"]
-    cells = _cell_results(root, "transformer")
-    assert len(cells) == 8
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One seed of the tiny form, run once for the tests below: its four
+    cells build and compile about fifteen small models (the library's
+    keras-hub support is tested on all three backends in
+    tests/*/test_transformers.py)."""
+    root = str(tmp_path_factory.mktemp("transformer"))
+    out = th.run(root, **OPTIONS)
+    return root, out, _cell_results(root, "transformer")
+
+
+def _check_summary(summary, warmup, connect, distill):
+    """Every interval, mean and difference of `summary`, recomputed from
+    the cells' numbers (per seed) with SciPy and NumPy."""
+    seeds = range(len(distill))
     for name in ("wsd", "no_warmup"):
-        results = [cells[f"{name}/seed{s}.json"] for s in range(2)]
+        results = warmup[name]
         entry = summary["warmup"][name]
         losses = [r["validation_loss"] for r in results]
         _check_ci(entry["validation_loss"], losses)
         _check_ci(entry["perplexity"], np.exp(losses))
-        for r in results:
-            # 4 steps, a similarity point at each, after the initial one
-            assert r["steps"] == [0, 1, 2, 3, 4]
-            assert np.shape(r["cka"]) == (2, 5)
-            np.testing.assert_allclose(np.asarray(r["cka"])[:, 0], 1.0)
-            assert r["settling_step"] == [
-                _settling(r["steps"], row) for row in r["cka"]
-            ]
         for block in range(2):
             _check_ci(
                 entry["final_cka"][block],
                 [r["cka"][block][-1] for r in results],
+            )
+            _check_ci(
+                entry["settling_step"][block],
+                [r["settling_step"][block] for r in results],
             )
         _check_ci(
             entry["top_minus_bottom_settling"],
@@ -91,22 +94,26 @@ def test_tiny_run_summaries_and_resume(tmp_path):
     _check_ci(
         summary["warmup_gain"],
         [
-            cells[f"no_warmup/seed{s}.json"]["validation_loss"]
-            - cells[f"wsd/seed{s}.json"]["validation_loss"]
-            for s in range(2)
+            warmup["no_warmup"][s]["validation_loss"]
+            - warmup["wsd"][s]["validation_loss"]
+            for s in seeds
         ],
     )
-    connect = [cells[f"connectivity/seed{s}.json"] for s in range(2)]
-    for r in connect:
-        assert r["t"] == [0.0, 0.5, 1.0]
-        assert r["distance"] > 0  # two data orders, two fine-tuned copies
-        assert r["line_barrier"] == pytest.approx(_barrier(r["line_loss"]))
-        assert r["curve_barrier"] == pytest.approx(_barrier(r["curve_loss"]))
-        # Keras' masked loss in one batch = the NumPy mean over real tokens
-        for losses in (r["line_loss"], r["curve_loss"]):
-            np.testing.assert_allclose(
-                [losses[0], losses[-1]], r["endpoint_loss"], rtol=1e-4
-            )
+    for block in range(2):
+        _check_ci(
+            summary["final_cka_wsd_minus_no_warmup"][block],
+            [
+                warmup["wsd"][s]["cka"][block][-1]
+                - warmup["no_warmup"][s]["cka"][block][-1]
+                for s in seeds
+            ],
+        )
+    c = summary["connectivity"]
+    _check_ci(
+        c["endpoint_loss"], [np.mean(r["endpoint_loss"]) for r in connect]
+    )
+    for key in ("pretrained_loss", "distance", "line_barrier", "curve_barrier"):
+        _check_ci(c[key], [r[key] for r in connect])
     for path in ("line", "curve"):
         excess = [
             max(
@@ -117,36 +124,116 @@ def test_tiny_run_summaries_and_resume(tmp_path):
             )
             for r in connect
         ]
-        _check_ci(summary["connectivity"][f"{path}_excess"], excess)
+        _check_ci(c[f"{path}_excess"], excess)
         _check_ci(
-            summary["connectivity"][f"{path}_lowest_loss"],
+            c[f"{path}_lowest_loss"],
             [min(r[f"{path}_loss"]) for r in connect],
         )
     _check_ci(
-        summary["connectivity"]["line_minus_curve_barrier"],
+        c["line_minus_curve_barrier"],
         [r["line_barrier"] - r["curve_barrier"] for r in connect],
     )
-    distill = [cells[f"distillation/seed{s}.json"] for s in range(2)]
-    for r in distill:
-        assert r["student_parameters"] < r["teacher_parameters"]
-    # the teacher is the WSD run's model of the same seed
-    for s in range(2):
-        assert distill[s]["teacher_loss"] == pytest.approx(
-            cells[f"wsd/seed{s}.json"]["validation_loss"], rel=1e-5
-        )
+    d = summary["distillation"]
+    for key in ("teacher_loss", "distilled_loss", "alone_loss"):
+        _check_ci(d[key], [r[key] for r in distill])
     _check_ci(
-        summary["distillation"]["alone_minus_distilled"],
+        d["alone_minus_distilled"],
         [r["alone_loss"] - r["distilled_loss"] for r in distill],
     )
-    assert os.path.getsize(tmp_path / "transformer_heuristics.png") > 1000
-    assert os.path.exists(tmp_path / "results.json")
-    before = _mtimes(root)
-    again = th.run(root, **options)
-    assert _mtimes(root) == before  # nothing recomputed
+
+
+def _by_part(cells, seeds):
+    warmup = {
+        name: [cells[f"{name}/seed{s}.json"] for s in seeds]
+        for name in ("wsd", "no_warmup")
+    }
+    connect = [cells[f"connectivity/seed{s}.json"] for s in seeds]
+    distill = [cells[f"distillation/seed{s}.json"] for s in seeds]
+    return warmup, connect, distill
+
+
+@pytest.mark.slow
+@pytest.mark.only_backends("jax")
+def test_tiny_run_cells(tiny_run):
+    root, out, cells = tiny_run
+    assert len(cells) == 4
+    warmup, connect, distill = _by_part(cells, [0])
+    for r in warmup["wsd"] + warmup["no_warmup"]:
+        # 4 steps, a similarity point at each, after the initial one
+        assert r["steps"] == [0, 1, 2, 3, 4]
+        assert np.shape(r["cka"]) == (2, 5)
+        np.testing.assert_allclose(np.asarray(r["cka"])[:, 0], 1.0)
+        assert r["settling_step"] == [
+            _settling(r["steps"], row) for row in r["cka"]
+        ]
+    for r in connect:
+        assert r["t"] == [0.0, 0.5, 1.0]
+        assert r["distance"] > 0  # two data orders, two fine-tuned copies
+        assert r["line_barrier"] == pytest.approx(_barrier(r["line_loss"]))
+        assert r["curve_barrier"] == pytest.approx(_barrier(r["curve_loss"]))
+        # Keras' masked loss in one batch = the NumPy mean over real tokens
+        for losses in (r["line_loss"], r["curve_loss"]):
+            np.testing.assert_allclose(
+                [losses[0], losses[-1]], r["endpoint_loss"], rtol=1e-4
+            )
+    for r in distill:
+        assert r["student_parameters"] < r["teacher_parameters"]
+        # the teacher is the WSD run's model of the same seed
+        assert r["teacher_loss"] == pytest.approx(
+            warmup["wsd"][0]["validation_loss"], rel=1e-5
+        )
+    # one seed: the means are the cell's numbers, the intervals NaN
+    _check_summary(out["summary"], *_by_part(cells, [0]))
     assert (
-        again["summary"]["warmup_gain"]["mean"]
-        == summary["warmup_gain"]["mean"]
+        os.path.getsize(os.path.join(root, "transformer_heuristics.png")) > 1000
     )
+    assert os.path.exists(os.path.join(root, "results.json"))
+
+
+@pytest.mark.slow
+@pytest.mark.only_backends("jax")
+def test_tiny_run_summary_over_seeds(tiny_run):
+    # The run's cells stand for three seeds, their numbers shifted per
+    # seed, so that every interval and paired difference has a spread to
+    # check.
+    _, out, cells = tiny_run
+    rng = np.random.default_rng(0)
+    seeded = {}
+    for s in range(3):
+        for key, record in cells.items():
+            record = json.loads(json.dumps(record))
+            for name, value in record.items():
+                if name.endswith("_loss") and isinstance(value, float):
+                    record[name] = value + rng.normal(0, 0.1)
+                elif name in ("line_loss", "curve_loss"):
+                    record[name] = list(
+                        np.asarray(value) + rng.normal(0, 0.1, len(value))
+                    )
+                elif name in ("distance", "line_barrier", "curve_barrier"):
+                    record[name] = value + rng.uniform(0, 0.1)
+                elif name == "cka":
+                    record[name] = (
+                        np.asarray(value) * rng.uniform(0.8, 1, (2, 1))
+                    ).tolist()
+                elif name == "settling_step":
+                    record[name] = [
+                        v + s * (i + 1) for i, v in enumerate(value)
+                    ]
+            seeded[key.replace("seed0", f"seed{s}")] = record
+    warmup, connect, distill = _by_part(seeded, range(3))
+    summary = th.summarize(warmup, connect, distill, out["params"])
+    _check_summary(summary, warmup, connect, distill)
+
+
+@pytest.mark.slow
+@pytest.mark.only_backends("jax")
+def test_tiny_run_resumes_without_training(tiny_run):
+    root, out, _ = tiny_run
+    before = _mtimes(root)
+    again = th.run(root, **OPTIONS)
+    assert _mtimes(root) == before  # nothing recomputed
+    # NaN intervals (one seed) compare equal as JSON text
+    assert json.dumps(again["summary"]) == json.dumps(out["summary"])
 
 
 def test_language_follows_its_chain():
