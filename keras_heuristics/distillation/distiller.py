@@ -35,7 +35,8 @@ class _LossMeans(keras.metrics.Metric):
         )
 
     def update_state(self, *values):
-        values = [losses.as_float32(ops.convert_to_tensor(v)) for v in values]
+        """Adds one step's values (scalar tensors, in `names` order)."""
+        values = [losses.as_float32(v) for v in values]
         values.append(ops.ones((), self.dtype))
         self.sums.assign_add(_backend.stack_tensors(values))
 
@@ -214,9 +215,15 @@ class Distiller(keras.Model):
         The frozen teacher's own losses (activity regularizers recorded when
         it runs) are left out: they carry no gradient to the student, and
         counting them would make the loss depend on whether the teacher ran
-        in this step or was cached.
+        in this step or was cached. Empty while `compute_loss` asks Keras
+        for the student loss, which would otherwise add them a second time.
         """
+        stashed = getattr(self._stash, "losses", None)
+        if stashed is not None:
+            return stashed
         teacher = {id(value) for value in self.teacher.losses}
+        if not teacher:
+            return super().losses
         return [value for value in super().losses if id(value) not in teacher]
 
     @property
@@ -231,11 +238,12 @@ class Distiller(keras.Model):
         """
         if not self.trainable:
             return []
+        # No weight is in two lists: the projections are the distiller's
+        # own layers, and Keras' own lists hold each weight once.
         weights = list(self.student.trainable_weights)
         for projection in self.hint_projections:
             weights.extend(projection.trainable_weights)
-        seen = set()
-        return [v for v in weights if not (id(v) in seen or seen.add(id(v)))]
+        return weights
 
     def __call__(self, *args, **kwargs):
         # Without hints the output is the student's: on concrete tensors,
@@ -247,9 +255,12 @@ class Distiller(keras.Model):
             and self.built
             and len(args) == 1
             and set(kwargs) <= {"training"}
-            and not any(
-                isinstance(leaf, keras.KerasTensor)
-                for leaf in keras.tree.flatten(args[0])
+            and (
+                ops.is_tensor(args[0])
+                or not any(
+                    isinstance(leaf, keras.KerasTensor)
+                    for leaf in keras.tree.flatten(args[0])
+                )
             )
         ):
             return self.student(*args, **kwargs)
@@ -341,15 +352,14 @@ class Distiller(keras.Model):
         # which is why `student_loss` is multiplied back for its tracker).
         replicas = _backend.replicas_in_sync()
         kd = losses.kd_term(teacher[0], y_pred, temperature, sample_weight)
-        # Keras' public `compute_loss` gives the compiled student loss plus
-        # the regularization losses `R` (`self.losses`); `R` enters the
-        # total unweighted, so it is subtracted from the student term.
+        # The added losses `R` (regularizers, `add_loss`; `self.losses`)
+        # enter the total once, unweighted.
         extra = None
         for value in self.losses:
             value = ops.cast(ops.sum(value), "float32")
             extra = value if extra is None else extra + value
         total = alpha * kd
-        student_loss = 0.0
+        student_loss = None
         if self.loss is not None:
             if y is None:
                 raise ValueError(
@@ -363,15 +373,21 @@ class Distiller(keras.Model):
             own_weight = (
                 None if sample_weight is None else ops.copy(sample_weight)
             )
-            scaled = losses.as_float32(
-                super().compute_loss(
+            # Keras' public `compute_loss` adds `self.losses` to the compiled
+            # loss; they read as empty during the call (`R` is in `extra`),
+            # so it returns the student loss alone.
+            self._stash.losses = []
+            try:
+                scaled = super().compute_loss(
                     x, y, y_pred, own_weight, training=training
                 )
-            )
-            if extra is not None:
-                scaled = scaled - extra
+            finally:
+                self._stash.losses = None
+            scaled = losses.as_float32(scaled)
             student_loss = scaled if replicas == 1 else scaled * replicas
             total = total + (1.0 - alpha) * student_loss
+        if student_loss is None:
+            student_loss = ops.zeros((), "float32")
         tracked = [student_loss, kd]
         if self.hints:
             features = self._student_features(x, y_pred, training)

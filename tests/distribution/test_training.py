@@ -107,6 +107,41 @@ def test_distiller_data_parallel_equals_single_device(cache, hints):
     assert history_2["student_loss"][0] > 0.5
 
 
+def train_regularized_distiller():
+    x, y, _ = data()
+    teacher = mlp(1, width=32)
+    student = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(
+                16,
+                activation="relu",
+                kernel_regularizer=keras.regularizers.L2(0.5),
+            ),
+            keras.layers.Dense(3),
+        ]
+    )
+    student.set_weights(mlp(2).get_weights())
+    distiller = keras_heuristics.Distiller(
+        teacher, student, temperature=2.0, alpha=0.7
+    )
+    distiller.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss())
+    history = distiller.fit(
+        x, y, batch_size=16, epochs=2, shuffle=False, verbose=0
+    )
+    return distiller.student, history.history
+
+
+def test_regularized_distiller_data_parallel_equals_single_device():
+    # Keras scales the added losses by 1 / replicas inside `compute_loss`;
+    # the student term and the total must still match one device's.
+    single = train_regularized_distiller()
+    with _strategy.data_parallel():
+        parallel = train_regularized_distiller()
+    assert_same_training(single, parallel)
+    assert single[1]["student_loss"][0] > 0.5
+
+
 def train_curve(sampling="uniform", batch_norm=False):
     x, y, _ = data()
     curve = keras_heuristics.CurveModel(
