@@ -92,12 +92,17 @@ def _relative(a, b):
     return float(np.sqrt(np.mean((a - b) ** 2) / np.mean(b**2)))
 
 
-def test_intrinsic_lr_tracks_gemma3_query_key_norm_projections():
+def _fit_with_intrinsic_lr(model):
+    """Two SGD steps with `IntrinsicLR(probe=x)`: `(x, model, callback)`."""
     x, y = _hub.tokens()
-    model = _hub.gemma3()
     model.compile(optimizer="sgd", loss=_loss(), weighted_metrics=[])
     callback = IntrinsicLR(probe=x)
     model.fit(x, y, batch_size=4, verbose=0, callbacks=[callback])
+    return x, model, callback
+
+
+def test_intrinsic_lr_tracks_gemma3_query_key_norm_projections():
+    x, model, callback = _fit_with_intrinsic_lr(_hub.gemma3())
     expected = {
         f"decoder_block_{i}/attention/{kind}/kernel"
         for i in (0, 1)
@@ -115,11 +120,7 @@ def test_intrinsic_lr_tracks_gemma3_query_key_norm_projections():
 
 
 def test_intrinsic_lr_tracks_the_residual_stream_of_an_untied_llama():
-    x, y = _hub.tokens()
-    model = _hub.llama()
-    model.compile(optimizer="sgd", loss=_loss(), weighted_metrics=[])
-    callback = IntrinsicLR(probe=x)
-    model.fit(x, y, batch_size=4, verbose=0, callbacks=[callback])
+    x, model, callback = _fit_with_intrinsic_lr(_hub.llama())
     [(name, paths)] = callback.tracked.items()
     assert name == "joint_0"
     # The embedding, and per block one writer of the attention (its value
