@@ -19,13 +19,25 @@ VIRTUAL_DEVICES = 2
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+# XLA flags of the JAX run, each unless `XLA_FLAGS` already sets it. The
+# tests compile many small programs and run each a few times, so XLA's
+# CPU backend skips LLVM's optimisations, which cost more compile time
+# than they save here. Results may differ in round-off, within the tests'
+# tolerances; fast-math stays off.
+_XLA_FLAGS = {
+    "xla_force_host_platform_device_count": VIRTUAL_DEVICES,
+    "xla_backend_optimization_level": 0,
+}
+
+
 def _split_cpu():
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     if backend == "jax":
-        flag = f"--xla_force_host_platform_device_count={VIRTUAL_DEVICES}"
         flags = os.environ.get("XLA_FLAGS", "")
-        if "xla_force_host_platform_device_count" not in flags:
-            os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
+        for name, value in _XLA_FLAGS.items():
+            if name not in flags:
+                flags = f"{flags} --{name}={value}".strip()
+        os.environ["XLA_FLAGS"] = flags
     elif backend == "tensorflow":
         import tensorflow as tf
 

@@ -26,7 +26,8 @@ def _mlp(rng):
 
 def _exact_hessian(weights, x, y):
     """The full Hessian of the same MLP and loss, written in jax.numpy
-    and differentiated by `jax.hessian` (independent of the library)."""
+    and differentiated by `jax.hessian` (independent of the library),
+    compiled as one program."""
     jax = pytest.importorskip("jax")
     jnp = jax.numpy
     shapes = [w.shape for w in weights]
@@ -39,7 +40,7 @@ def _exact_hessian(weights, x, y):
         return jnp.mean((out - y) ** 2)
 
     flat = jnp.concatenate([jnp.ravel(w) for w in weights])
-    return np.asarray(jax.hessian(loss)(flat), "float64")
+    return np.asarray(jax.jit(jax.hessian(loss))(flat), "float64")
 
 
 @pytest.mark.parametrize("method", ["lanczos", "power"])
@@ -297,7 +298,8 @@ def _attention_model(rng, length=4, width=3):
 
 def _exact_attention_hessian(weights, x, y):
     """The Hessian of the same one-head self-attention model, written in
-    jax.numpy and differentiated by `jax.hessian`."""
+    jax.numpy and differentiated by `jax.hessian`, compiled as one
+    program."""
     jax = pytest.importorskip("jax")
     jnp = jax.numpy
     shapes = [w.shape for w in weights]
@@ -319,7 +321,7 @@ def _exact_attention_hessian(weights, x, y):
         return jnp.mean((out - y) ** 2)
 
     flat = jnp.concatenate([jnp.ravel(w) for w in weights])
-    return np.asarray(jax.hessian(loss)(flat), "float64")
+    return np.asarray(jax.jit(jax.hessian(loss))(flat), "float64")
 
 
 def test_sharpness_of_an_attention_model(rng):
@@ -360,7 +362,8 @@ def test_sharpness_of_an_embedding_model_with_dict_inputs(rng):
         return jnp.mean((h @ k - y) ** 2)
 
     flat = jnp.concatenate([jnp.ravel(table), jnp.ravel(kernel)])
-    expected = np.linalg.eigvalsh(np.asarray(jax.hessian(loss)(flat)))[-1]
+    hessian = jax.jit(jax.hessian(loss))(flat)
+    expected = np.linalg.eigvalsh(np.asarray(hessian))[-1]
     callback = Sharpness((x, y), num_iterations=18)
     callback.set_model(model)
     callback.on_train_begin()
