@@ -62,15 +62,15 @@ def gemma3():
     return keras_hub.models.Gemma3CausalLM(backbone=backbone, preprocessor=None)
 
 
-def llama():
+def llama(num_layers=2, hidden_dim=16):
     """A Llama causal LM with an untied output projection."""
     backbone = keras_hub.models.LlamaBackbone(
         vocabulary_size=VOCABULARY,
-        num_layers=2,
+        num_layers=num_layers,
         num_query_heads=2,
         num_key_value_heads=1,
-        hidden_dim=16,
-        intermediate_dim=32,
+        hidden_dim=hidden_dim,
+        intermediate_dim=2 * hidden_dim,
         tie_word_embeddings=False,
     )
     return keras_hub.models.LlamaCausalLM(backbone=backbone, preprocessor=None)

@@ -187,6 +187,11 @@ def _groups(outputs, columns, candidates, tolerance):
     norms = np.sqrt(np.sum(columns**2, axis=0))
     # Variables the outputs do not depend on join no group.
     keep = norms > _NOISE_FLOOR * outputs.scale * np.sqrt(len(columns))
+    # Of variables with one column (a value and the output projection
+    # after it, a SwiGLU's up and down projections: scaling either scales
+    # the same tensor), the last stands for all, or the least squares
+    # could mix them.
+    keep &= _last_of_equal(columns)
     candidates = [c for c, k in zip(candidates, keep) if k]
     norms = norms[keep]
     # Unit columns: a weak variable (a query at initialisation, whose
@@ -214,6 +219,19 @@ def _groups(outputs, columns, candidates, tolerance):
         candidates = [c for c, k in zip(candidates, keep) if k]
         columns, norms = columns[:, keep], norms[keep]
     return groups
+
+
+def _last_of_equal(columns):
+    """A mask of the columns that no later column equals (to 1e-3)."""
+    norms = np.sqrt(np.sum(columns**2, axis=0))
+    last = np.ones(columns.shape[1], bool)
+    for j in range(columns.shape[1]):
+        for k in range(j + 1, columns.shape[1]):
+            gap = np.sqrt(np.sum((columns[:, j] - columns[:, k]) ** 2))
+            if gap <= 1e-3 * max(norms[j], norms[k]):
+                last[j] = False
+                break
+    return last
 
 
 def _completed(level, columns):
