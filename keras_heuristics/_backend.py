@@ -502,22 +502,28 @@ def _inference_eager(model, post):
     return fn
 
 
-def _inference_tensorflow(model, post):
+def _traced_or_eager(eager):
+    """`eager` as a `tf.function` without AutoGraph, or eager from the
+    first call that cannot be traced that way (a layer branching on tensor
+    values)."""
     import tensorflow as tf
 
-    eager = _inference_eager(model, post)
     compiled = tf.function(eager, autograph=False)
     state = {"fn": compiled}
 
-    def fn(x):
+    def fn(*args):
         if state["fn"] is compiled:
             try:
-                return compiled(x)
+                return compiled(*args)
             except Exception:  # not traceable without AutoGraph
                 state["fn"] = eager
-        return state["fn"](x)
+        return state["fn"](*args)
 
     return fn
+
+
+def _inference_tensorflow(model, post):
+    return _traced_or_eager(_inference_eager(model, post))
 
 
 def stateless_function(model, training=False):
@@ -541,20 +547,7 @@ def stateless_function(model, training=False):
     if backend == "jax" and not getattr(model, "jit_compile", True):
         return run
     if backend == "tensorflow":
-        import tensorflow as tf
-
-        compiled = tf.function(run, autograph=False)
-        state = {"fn": compiled}
-
-        def fn(*args):
-            if state["fn"] is compiled:
-                try:
-                    return compiled(*args)
-                except Exception:  # not traceable without AutoGraph
-                    state["fn"] = run
-            return state["fn"](*args)
-
-        return fn
+        return _traced_or_eager(run)
     return compile_function(run)
 
 

@@ -68,6 +68,8 @@ def scale_invariant_weights(model, probe, tolerance=0.05, seed=0):
     x = _probe.inputs(probe, "probe")
     x = keras.tree.map_structure(lambda v: v[:_PROBE_EXAMPLES], x)
     _layers.check_inputs_fit(model, x, "probe")
+    if not model.trainable_variables:
+        return []  # nothing is trained, so nothing to track
     outputs = _Outputs(model, x, seed)
     values = outputs.values
     owners = [_owner(v) for v in outputs.variables]

@@ -404,6 +404,9 @@ def test_bad_arguments():
         scale_invariant_weights("model", np.zeros((2, 6)))
     with pytest.raises(ValueError, match="probe"):
         scale_invariant_weights(_pre_norm_model(), np.zeros((2, 5)))
+    frozen = _pre_norm_model()
+    frozen.trainable = False
+    assert scale_invariant_weights(frozen, np.zeros((2, 6))) == []
     model = _bn_model(keras.optimizers.SGD(0.1))
     callback = IntrinsicLR(layers=["missing"])
     callback.set_model(model)
